@@ -1,0 +1,217 @@
+//! Configuration from the environment, read once at cold start. A missing or malformed
+//! setting stops the start with a message that names it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::inventory::LockTtl;
+use crate::outbound::outbox::RelayPolicy;
+
+pub const DEFAULT_EVENT_BUS_NAME: &str = "SkyLedger-Default-Bus";
+
+pub struct Config {
+    pub database: PgConnectOptions,
+    pub event_bus_name: String,
+    pub lock_ttl: LockTtl,
+    pub relay: RelayPolicy,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set ({hint})")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("{name} is invalid: {problem}")]
+    Invalid { name: &'static str, problem: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let defaults = RelayPolicy::default();
+        Ok(Self {
+            database: database(&env)?,
+            event_bus_name: env.bus_name()?,
+            lock_ttl: LockTtl::from_seconds(env.number("LOCK_TTL_SECONDS", 900, 1..=86_400)?),
+            relay: RelayPolicy {
+                grace: Duration::from_secs(env.number(
+                    "OUTBOX_GRACE_SECONDS",
+                    defaults.grace.as_secs(),
+                    1..=3_600,
+                )?),
+                retention_days: env.number("OUTBOX_RETENTION_DAYS", 7, 1..=365)?,
+                ..defaults
+            },
+        })
+    }
+}
+
+/// `DATABASE_URL` for local use; otherwise the parts, as the template sets them.
+fn database(env: &Env<'_>) -> Result<PgConnectOptions, ConfigError> {
+    if let Some(url) = env.get("DATABASE_URL") {
+        // The URL may hold a password: the error names the variable, never its value.
+        let invalid = || ConfigError::Invalid {
+            name: "DATABASE_URL",
+            problem: "expected postgres://user@host:port/database".into(),
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid());
+        }
+        return PgConnectOptions::from_str(&url).map_err(|_| invalid());
+    }
+    let hint = "set DATABASE_URL, or DB_HOST, DB_NAME and DB_USER";
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(&env.required("DB_HOST", hint)?)
+        .port(env.number("DB_PORT", 5432, 1..=65_535)?)
+        .database(&env.required("DB_NAME", hint)?)
+        .username(&env.required("DB_USER", hint)?);
+    if let Some(password) = env.get("DB_PASSWORD") {
+        options = options.password(&password);
+    }
+    Ok(options)
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// A set but empty variable counts as not set.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing { name, hint })
+    }
+
+    fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let problem = || ConfigError::Invalid {
+            name,
+            problem: format!(
+                "expected a whole number from {} to {}, got {raw:?}",
+                range.start(),
+                range.end()
+            ),
+        };
+        let value: T = raw.trim().parse().map_err(|_| problem())?;
+        if range.contains(&value) { Ok(value) } else { Err(problem()) }
+    }
+
+    fn bus_name(&self) -> Result<String, ConfigError> {
+        let name = self
+            .get("EVENT_BUS_NAME")
+            .unwrap_or_else(|| DEFAULT_EVENT_BUS_NAME.to_owned());
+        let valid = name.len() <= 256
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c));
+        if valid {
+            Ok(name)
+        } else {
+            Err(ConfigError::Invalid {
+                name: "EVENT_BUS_NAME",
+                problem: "expected a bus name or ARN (letters, digits, . _ - / :)".into(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn a_database_url_alone_is_enough_and_the_rest_defaults() {
+        let config = config(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")]);
+        let Ok(config) = config else {
+            panic!("expected a config");
+        };
+        assert_eq!(config.event_bus_name, "SkyLedger-Default-Bus");
+        assert_eq!(config.lock_ttl, LockTtl::from_seconds(900));
+        assert_eq!(config.relay.retention_days, 7);
+        assert_eq!(config.database.get_port(), 5432);
+    }
+
+    #[test]
+    fn the_database_parts_are_used_without_a_url() {
+        let config = config(&[
+            ("DB_HOST", "proxy.example"),
+            ("DB_PORT", "6432"),
+            ("DB_NAME", "skyledger"),
+            ("DB_USER", "inventory_app"),
+        ]);
+        let Ok(config) = config else {
+            panic!("expected a config");
+        };
+        assert_eq!(config.database.get_host(), "proxy.example");
+        assert_eq!(config.database.get_port(), 6432);
+        assert_eq!(config.database.get_database(), Some("skyledger"));
+    }
+
+    #[test]
+    fn a_missing_setting_is_named() {
+        let error = config(&[("DB_HOST", "proxy"), ("DB_USER", "app")]).err();
+        assert_eq!(
+            error.map(|e| e.to_string()),
+            Some("DB_NAME is not set (set DATABASE_URL, or DB_HOST, DB_NAME and DB_USER)".into())
+        );
+    }
+
+    #[test]
+    fn a_malformed_setting_is_named_with_what_was_expected() {
+        let url = ("DATABASE_URL", "postgres://localhost/test");
+        for (name, value) in [
+            ("LOCK_TTL_SECONDS", "fifteen minutes"),
+            ("LOCK_TTL_SECONDS", "0"),
+            ("OUTBOX_RETENTION_DAYS", "-1"),
+            ("EVENT_BUS_NAME", "bus with spaces"),
+        ] {
+            let error = config(&[url, (name, value)]).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.starts_with(&format!("{name} is invalid"))),
+                "{name}={value:?} gave {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_does_not_leak_its_password() {
+        for url in [
+            "mysql://user:s3cret@host/db",
+            "postgres://user:s3cret@host:port/db",
+        ] {
+            let error = config(&[("DATABASE_URL", url)]).err().map(|e| e.to_string());
+            assert!(error.as_deref().is_some_and(|e| e.starts_with("DATABASE_URL is invalid")));
+            assert!(!error.unwrap_or_default().contains("s3cret"));
+        }
+    }
+}

@@ -1,0 +1,162 @@
+use std::fmt;
+
+/// An order may ask for at most this many seats.
+pub const MAX_SEATS_PER_ORDER: usize = 9;
+
+/// A seat on the seat map: row 1-99 and a letter A-K, such as `12A`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeatNumber(String);
+
+impl SeatNumber {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (row, letter) = match raw.as_bytes() {
+            [row @ .., letter] if (1..=2).contains(&row.len()) => (row, *letter),
+            _ => return None,
+        };
+        let row_ok = row[0] != b'0' && row.iter().all(u8::is_ascii_digit);
+        let letter_ok = (b'A'..=b'K').contains(&letter);
+        (row_ok && letter_ok).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SeatNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for SeatNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Where a seat stands in its life: free, held for an order, or sold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeatStatus {
+    Available,
+    Locked,
+    Booked,
+}
+
+impl SeatStatus {
+    /// Reads the database's `seat_status` enum, sent as text.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "AVAILABLE" => Some(Self::Available),
+            "LOCKED" => Some(Self::Locked),
+            "BOOKED" => Some(Self::Booked),
+            _ => None,
+        }
+    }
+}
+
+/// The seats one order asks for: 1 to 9 distinct, valid seat numbers, in the order asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeatRequest(Vec<SeatNumber>);
+
+/// Why a list of seats was refused, in words for the `message` of the answer.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SeatRequestError {
+    #[error("no seats were requested")]
+    Empty,
+    #[error("at most {MAX_SEATS_PER_ORDER} seats can be requested at once, got {0}")]
+    TooMany(usize),
+    #[error("seat {0:?} is requested twice")]
+    Duplicate(String),
+    #[error("{0:?} is not a seat number (expected a row 1-99 and a letter A-K, such as 12A)")]
+    Malformed(String),
+}
+
+impl SeatRequest {
+    pub fn parse<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Self, SeatRequestError> {
+        match raw.len() {
+            0 => return Err(SeatRequestError::Empty),
+            n if n > MAX_SEATS_PER_ORDER => return Err(SeatRequestError::TooMany(n)),
+            _ => {}
+        }
+        let mut seats: Vec<SeatNumber> = Vec::with_capacity(raw.len());
+        for item in raw {
+            let seat = SeatNumber::parse(item)
+                .ok_or_else(|| SeatRequestError::Malformed(shorten(item)))?;
+            if seats.contains(&seat) {
+                return Err(SeatRequestError::Duplicate(seat.0));
+            }
+            seats.push(seat);
+        }
+        Ok(Self(seats))
+    }
+
+    pub fn seats(&self) -> &[SeatNumber] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The seats sorted, joined: the same set of seats in any order gives the same text.
+    pub fn canonical(&self) -> String {
+        let mut sorted: Vec<&str> = self.0.iter().map(SeatNumber::as_str).collect();
+        sorted.sort_unstable();
+        sorted.join(",")
+    }
+}
+
+/// Quotes of bad input stay short, whatever was sent.
+fn shorten(raw: &str) -> String {
+    const KEEP: usize = 16;
+    match raw.char_indices().nth(KEEP) {
+        Some((cut, _)) => format!("{}…", &raw[..cut]),
+        None => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(seats: &[&str]) -> Result<SeatRequest, SeatRequestError> {
+        SeatRequest::parse(seats.iter().copied())
+    }
+
+    #[test]
+    fn seat_numbers_are_a_row_and_a_letter() {
+        for ok in ["1A", "9K", "12A", "99F", "30C"] {
+            assert!(SeatNumber::parse(ok).is_some(), "{ok} should parse");
+        }
+        for bad in ["", "A", "0A", "01A", "100A", "12L", "12a", "12", "1 A", "١٢A", "12AA"] {
+            assert!(SeatNumber::parse(bad).is_none(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn a_request_keeps_the_seats_in_the_order_asked() {
+        let seats = request(&["12B", "12A"]).map(|r| r.canonical());
+        assert_eq!(seats.as_deref(), Ok("12A,12B"));
+    }
+
+    #[test]
+    fn empty_oversized_duplicate_and_malformed_requests_are_refused() {
+        assert_eq!(request(&[]), Err(SeatRequestError::Empty));
+        let ten = ["1A", "1B", "1C", "1D", "1E", "1F", "2A", "2B", "2C", "2D"];
+        assert_eq!(request(&ten), Err(SeatRequestError::TooMany(10)));
+        assert_eq!(
+            request(&["1A", "1A"]),
+            Err(SeatRequestError::Duplicate("1A".into()))
+        );
+        let long = "9".repeat(10_000);
+        assert_eq!(
+            request(&[long.as_str()]),
+            Err(SeatRequestError::Malformed(format!("{}…", "9".repeat(16))))
+        );
+    }
+}

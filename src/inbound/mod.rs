@@ -1,0 +1,108 @@
+//! The edge: an EventBridge envelope in, a typed command out. Nothing past this module
+//! sees raw JSON.
+
+mod order_created;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde_json::Value;
+
+pub use order_created::{InvalidOrder, ReserveSeats};
+
+/// What an incoming event asks this service to do.
+#[derive(Debug)]
+pub enum Command {
+    /// `OrderCreated`: hold seats, or answer why the request itself is wrong.
+    Reserve(Result<ReserveSeats, InvalidOrder>),
+    /// The every-minute schedule: publish outbox stragglers and prune old entries.
+    Housekeeping { causation_id: String },
+}
+
+/// An event that cannot be answered on the bus because it cannot be tied to an order.
+/// The invocation fails, so Lambda's retries and on-failure destination keep it.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableEvent {
+    #[error("the payload is not an EventBridge event: {0}")]
+    NotAnEnvelope(#[source] serde_json::Error),
+    #[error("the EventBridge event has no usable id")]
+    NoEventId,
+    #[error("no handler for source {event_source:?} and detail-type {detail_type:?}")]
+    UnknownEvent {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error("the {detail_type} detail has no readable orderId")]
+    NoOrderId { detail_type: &'static str },
+}
+
+/// EventBridge event ids are UUIDs; anything much longer is not one and is not echoed.
+const MAX_EVENT_ID_LEN: usize = 128;
+
+pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
+    let envelope: EventBridgeEvent<Value> =
+        serde_json::from_value(payload).map_err(UnreadableEvent::NotAnEnvelope)?;
+    let causation_id = envelope
+        .id
+        .filter(|id| !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN)
+        .ok_or(UnreadableEvent::NoEventId)?;
+    match (envelope.source.as_str(), envelope.detail_type.as_str()) {
+        ("skyledger.orders", "OrderCreated") => Ok(Command::Reserve(order_created::parse(
+            &envelope.detail,
+            causation_id,
+        )?)),
+        ("aws.events", "Scheduled Event") => Ok(Command::Housekeeping { causation_id }),
+        _ => Err(UnreadableEvent::UnknownEvent {
+            event_source: shorten(&envelope.source),
+            detail_type: shorten(&envelope.detail_type),
+        }),
+    }
+}
+
+/// Quotes of unknown input stay short in logs and errors.
+fn shorten(raw: &str) -> String {
+    raw.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn envelope(source: &str, detail_type: &str, detail: Value) -> Value {
+        json!({
+            "version": "0", "id": "0f0d4a8e-6a2b-4c1e-9f3a-5b7c8d9e0a1b",
+            "detail-type": detail_type, "source": source, "account": "123456789012",
+            "time": "2026-11-24T10:00:00Z", "region": "eu-west-1", "resources": [],
+            "detail": detail
+        })
+    }
+
+    #[test]
+    fn a_payload_that_is_not_an_envelope_is_unreadable() {
+        for payload in [json!(null), json!("OrderCreated"), json!([1, 2]), json!({"detail": {}})] {
+            assert!(matches!(
+                parse(payload),
+                Err(UnreadableEvent::NotAnEnvelope(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn an_event_from_an_unknown_source_is_unreadable_not_ignored() {
+        let result = parse(envelope("someone.else", "OrderCreated", json!({})));
+        assert!(matches!(result, Err(UnreadableEvent::UnknownEvent { .. })));
+    }
+
+    #[test]
+    fn an_event_without_an_id_is_unreadable() {
+        let mut payload = envelope("aws.events", "Scheduled Event", json!({}));
+        payload["id"] = json!("");
+        assert!(matches!(parse(payload), Err(UnreadableEvent::NoEventId)));
+    }
+
+    #[test]
+    fn the_schedule_asks_for_housekeeping() {
+        let command = parse(envelope("aws.events", "Scheduled Event", json!({})));
+        assert!(matches!(command, Ok(Command::Housekeeping { .. })));
+    }
+}

@@ -1,0 +1,178 @@
+//! The `OrderCreated` detail: `{ "orderId", "flightId", "seats": ["12A", ...] }`.
+
+use serde_json::Value;
+
+use super::UnreadableEvent;
+use crate::domain::{FlightId, OrderId, SeatRequest};
+
+/// A valid request to hold seats for an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReserveSeats {
+    pub order_id: OrderId,
+    pub flight_id: FlightId,
+    pub seats: SeatRequest,
+    /// The id of the EventBridge event that asked.
+    pub causation_id: String,
+}
+
+impl ReserveSeats {
+    /// What was asked, in a canonical form: a reused order id must ask for exactly this.
+    pub fn fingerprint(&self) -> String {
+        format!("{}|{}", self.flight_id, self.seats.canonical())
+    }
+}
+
+/// A request that names its order but cannot be served as sent: it is answered with
+/// `SeatReservationFailed` / `INVALID_REQUEST` and changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidOrder {
+    pub order_id: OrderId,
+    pub flight_id: Option<FlightId>,
+    /// What could be read of the requested seats, to echo back.
+    pub seats: Vec<String>,
+    pub problem: String,
+    pub causation_id: String,
+}
+
+/// Bad input is echoed back only within these bounds.
+const ECHO_MAX_SEATS: usize = 32;
+const ECHO_MAX_SEAT_LEN: usize = 16;
+
+pub(super) fn parse(
+    detail: &Value,
+    causation_id: String,
+) -> Result<Result<ReserveSeats, InvalidOrder>, UnreadableEvent> {
+    let order_id = detail
+        .get("orderId")
+        .and_then(Value::as_str)
+        .and_then(OrderId::parse)
+        .ok_or(UnreadableEvent::NoOrderId {
+            detail_type: "OrderCreated",
+        })?;
+    let flight_id = detail
+        .get("flightId")
+        .and_then(Value::as_str)
+        .and_then(FlightId::parse);
+    let raw_seats = detail.get("seats").and_then(Value::as_array);
+
+    let invalid = |problem: String| InvalidOrder {
+        order_id,
+        flight_id,
+        seats: echo(raw_seats),
+        problem,
+        causation_id: causation_id.clone(),
+    };
+
+    let Some(flight_id) = flight_id else {
+        return Ok(Err(invalid("flightId must be a UUID".into())));
+    };
+    let Some(raw_seats) = raw_seats else {
+        return Ok(Err(invalid("seats must be a list of seat numbers".into())));
+    };
+    let Some(seat_strings) = raw_seats
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<Vec<&str>>>()
+    else {
+        return Ok(Err(invalid("every seat must be a string such as \"12A\"".into())));
+    };
+    let seats = match SeatRequest::parse(seat_strings.into_iter()) {
+        Ok(seats) => seats,
+        Err(problem) => return Ok(Err(invalid(problem.to_string()))),
+    };
+    Ok(Ok(ReserveSeats {
+        order_id,
+        flight_id,
+        seats,
+        causation_id,
+    }))
+}
+
+fn echo(raw_seats: Option<&Vec<Value>>) -> Vec<String> {
+    raw_seats
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|seat| seat.len() <= ECHO_MAX_SEAT_LEN)
+        .take(ECHO_MAX_SEATS)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ORDER: &str = "b6f7c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
+    const FLIGHT: &str = "3f1c6a52-8d2e-4b7a-9c41-0e5d2a7b9f10";
+
+    fn parsed(detail: Value) -> Result<Result<ReserveSeats, InvalidOrder>, UnreadableEvent> {
+        parse(&detail, "event-1".into())
+    }
+
+    fn invalid(detail: Value) -> InvalidOrder {
+        match parsed(detail) {
+            Ok(Err(invalid)) => invalid,
+            other => panic!("expected an invalid order, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_detail_becomes_a_reservation_request() {
+        let request = parsed(json!({"orderId": ORDER, "flightId": FLIGHT, "seats": ["12B", "12A"]}));
+        let Ok(Ok(request)) = request else {
+            panic!("expected a request, got {request:?}");
+        };
+        assert_eq!(request.order_id.to_string(), ORDER);
+        assert_eq!(request.fingerprint(), format!("{FLIGHT}|12A,12B"));
+        assert_eq!(request.causation_id, "event-1");
+    }
+
+    #[test]
+    fn without_a_readable_order_id_the_event_is_unreadable() {
+        for detail in [
+            json!({"flightId": FLIGHT, "seats": ["1A"]}),
+            json!({"orderId": 42, "flightId": FLIGHT, "seats": ["1A"]}),
+            json!({"orderId": "x".repeat(100_000), "flightId": FLIGHT, "seats": ["1A"]}),
+            json!("{\"orderId\": \"b6f7c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d\"}"),
+            json!(null),
+        ] {
+            assert!(matches!(parsed(detail), Err(UnreadableEvent::NoOrderId { .. })));
+        }
+    }
+
+    #[test]
+    fn a_bad_flight_id_is_an_invalid_request_with_no_flight_echoed() {
+        let answer = invalid(json!({"orderId": ORDER, "flightId": "AI101", "seats": ["1A"]}));
+        assert_eq!(answer.flight_id, None);
+        assert_eq!(answer.seats, vec!["1A".to_string()]);
+        assert!(answer.problem.contains("flightId"));
+    }
+
+    #[test]
+    fn bad_seat_lists_are_invalid_requests() {
+        let ten: Vec<String> = (1..=10).map(|row| format!("{row}A")).collect();
+        for (seats, says) in [
+            (json!([]), "no seats"),
+            (json!(ten), "at most 9"),
+            (json!(["1A", "1A"]), "twice"),
+            (json!(["1A", 7]), "string"),
+            (json!("1A"), "list"),
+            (json!(["Z9"]), "not a seat number"),
+        ] {
+            let answer = invalid(json!({"orderId": ORDER, "flightId": FLIGHT, "seats": seats}));
+            assert!(answer.problem.contains(says), "{} should say {says}", answer.problem);
+        }
+    }
+
+    #[test]
+    fn absurd_seat_strings_are_not_echoed_back() {
+        let answer = invalid(json!({
+            "orderId": ORDER, "flightId": FLIGHT, "seats": ["1A", "B".repeat(1_000_000)]
+        }));
+        assert_eq!(answer.seats, vec!["1A".to_string()]);
+        assert!(answer.problem.len() < 200);
+    }
+}

@@ -1,0 +1,80 @@
+//! The Lambda adapter: the runtime loop, the per-invocation span, and how errors are
+//! reported to Lambda.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation, Runtime, service_fn};
+use serde_json::Value;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
+
+use crate::handler::{App, HandlerError};
+use crate::outbound::EventBus;
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let class = if error.is_retryable() { "Retryable" } else { "Rejected" };
+        Diagnostic {
+            error_type: format!("{class}.{}", error.kind()),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// Runs the service until the Lambda runtime stops it.
+pub async fn run<B: EventBus + 'static>(app: App<B>) -> Result<(), lambda_runtime::Error> {
+    let app = Arc::new(app);
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
+        let app = Arc::clone(&app);
+        async move { app.handle(event.payload).await.map(|_| ()) }
+    });
+    Runtime::new(handler).layer(InvocationSpan).run().await
+}
+
+/// Opens the one span of an invocation, like the runtime's own tracing layer, but with
+/// the order id and incoming event id declared so the handler can fill them in.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InvocationSpan;
+
+impl<S> Layer<S> for InvocationSpan {
+    type Service = InvocationSpanService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InvocationSpanService { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct InvocationSpanService<S> {
+    inner: S,
+}
+
+impl<S> Service<LambdaInvocation> for InvocationSpanService<S>
+where
+    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let span = tracing::info_span!(
+            "invocation",
+            requestId = %invocation.context.request_id,
+            xrayTraceId = invocation.context.xray_trace_id.as_deref(),
+            orderId = tracing::field::Empty,
+            eventId = tracing::field::Empty,
+        );
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(invocation)
+        };
+        future.instrument(span)
+    }
+}

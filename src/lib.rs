@@ -1,0 +1,11 @@
+//! AeroNode Inventory: holds seats for SkyLedger orders and answers on the event bus.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod handler;
+pub mod inbound;
+pub mod inventory;
+pub mod lambda;
+pub mod outbound;
+pub mod telemetry;

@@ -1,0 +1,89 @@
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use super::{EventBus, MAX_ENTRIES_PER_PUT, PublishReport, Rejection};
+use crate::domain::{EVENT_SOURCE, OutgoingEvent};
+
+/// Publishes to an EventBridge bus with PutEvents. A call can answer 200 and still
+/// reject some entries; those come back as rejected, one by one.
+#[derive(Clone, Debug)]
+pub struct EventBridgeBus {
+    client: Client,
+    bus_name: String,
+}
+
+impl EventBridgeBus {
+    pub fn new(client: Client, bus_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus_name: bus_name.into(),
+        }
+    }
+
+    async fn put_batch(&self, batch: &[OutgoingEvent], report: &mut PublishReport) {
+        let entries = batch
+            .iter()
+            .map(|event| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus_name)
+                    .source(EVENT_SOURCE)
+                    .detail_type(event.detail_type.as_str())
+                    .detail(&event.detail)
+                    .build()
+            })
+            .collect();
+        let output = match self
+            .client
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) => {
+                let reason = DisplayErrorContext(&error).to_string();
+                tracing::warn!(error = %reason, entries = batch.len(), "PutEvents failed");
+                report
+                    .rejected
+                    .extend(PublishReport::reject_all(batch, &reason));
+                return;
+            }
+        };
+        // Result entries are in request order; an entry with an error code was not
+        // accepted. A missing result entry counts as not accepted either.
+        let results = output.entries();
+        for (index, event) in batch.iter().enumerate() {
+            match results.get(index) {
+                Some(result) if result.error_code().is_none() && result.event_id().is_some() => {
+                    report.accepted.push(event.event_id);
+                }
+                other => {
+                    let reason = other
+                        .map(|result| {
+                            format!(
+                                "{}: {}",
+                                result.error_code().unwrap_or("NoEventId"),
+                                result.error_message().unwrap_or("")
+                            )
+                        })
+                        .unwrap_or_else(|| "no result entry".into());
+                    report.rejected.push(Rejection {
+                        event_id: event.event_id,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl EventBus for EventBridgeBus {
+    async fn publish(&self, events: &[OutgoingEvent]) -> PublishReport {
+        let mut report = PublishReport::default();
+        for batch in events.chunks(MAX_ENTRIES_PER_PUT) {
+            self.put_batch(batch, &mut report).await;
+        }
+        report
+    }
+}
