@@ -113,7 +113,11 @@ impl Env<'_> {
             ),
         };
         let value: T = raw.trim().parse().map_err(|_| problem())?;
-        if range.contains(&value) { Ok(value) } else { Err(problem()) }
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(problem())
+        }
     }
 
     fn bus_name(&self) -> Result<String, ConfigError> {
@@ -197,7 +201,9 @@ mod tests {
         ] {
             let error = config(&[url, (name, value)]).err().map(|e| e.to_string());
             assert!(
-                error.as_deref().is_some_and(|e| e.starts_with(&format!("{name} is invalid"))),
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(&format!("{name} is invalid"))),
                 "{name}={value:?} gave {error:?}"
             );
         }
@@ -209,8 +215,14 @@ mod tests {
             "mysql://user:s3cret@host/db",
             "postgres://user:s3cret@host:port/db",
         ] {
-            let error = config(&[("DATABASE_URL", url)]).err().map(|e| e.to_string());
-            assert!(error.as_deref().is_some_and(|e| e.starts_with("DATABASE_URL is invalid")));
+            let error = config(&[("DATABASE_URL", url)])
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("DATABASE_URL is invalid"))
+            );
             assert!(!error.unwrap_or_default().contains("s3cret"));
         }
     }

@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
+
+/// The schema, from `database/migrations`: the same files `sqlx migrate run` and `psql -f` apply.
+pub static MIGRATOR: Migrator = sqlx::migrate!("database/migrations");
 
 /// Every statement goes through here: unnamed, never cached on the session, so RDS Proxy
 /// can keep multiplexing the connection (a named prepared statement would pin it).

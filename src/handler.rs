@@ -124,11 +124,19 @@ impl<B: EventBus> App<B> {
         record_ids(request.order_id, &request.causation_id);
         let event = match inventory::reserve(&self.pool, request, self.settings.lock_ttl).await? {
             Reservation::Decided { event, lost_races } => {
-                tracing::info!(outcome = event.detail_type.as_str(), seats = request.seats.len(), lost_races, "order decided");
+                tracing::info!(
+                    outcome = event.detail_type.as_str(),
+                    seats = request.seats.len(),
+                    lost_races,
+                    "order decided"
+                );
                 event
             }
             Reservation::Replayed(event) => {
-                tracing::info!(outcome = event.detail_type.as_str(), "order decided before; answering again");
+                tracing::info!(
+                    outcome = event.detail_type.as_str(),
+                    "order decided before; answering again"
+                );
                 event
             }
             Reservation::ConflictsWithEarlierRequest => {
@@ -136,7 +144,12 @@ impl<B: EventBus> App<B> {
                 let refusal = InvalidOrder {
                     order_id: request.order_id,
                     flight_id: Some(request.flight_id),
-                    seats: request.seats.seats().iter().map(SeatNumber::to_string).collect(),
+                    seats: request
+                        .seats
+                        .seats()
+                        .iter()
+                        .map(SeatNumber::to_string)
+                        .collect(),
                     problem: format!(
                         "order {} was already used for another flight or other seats",
                         request.order_id

@@ -15,7 +15,11 @@ use crate::outbound::EventBus;
 
 impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Self {
-        let class = if error.is_retryable() { "Retryable" } else { "Rejected" };
+        let class = if error.is_retryable() {
+            "Retryable"
+        } else {
+            "Rejected"
+        };
         Diagnostic {
             error_type: format!("{class}.{}", error.kind()),
             error_message: error.to_string(),

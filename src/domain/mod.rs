@@ -6,9 +6,8 @@ mod reason;
 mod seat;
 
 pub use events::{
-    DetailType, HeldSeat, OutgoingEvent, SeatReservationFailed, SeatReserved,
-    EVENT_SOURCE,
+    DetailType, EVENT_SOURCE, HeldSeat, OutgoingEvent, SeatReservationFailed, SeatReserved,
 };
 pub use ids::{FlightId, OrderId};
 pub use reason::FailureReason;
-pub use seat::{SeatNumber, SeatRequest, SeatRequestError, SeatStatus, MAX_SEATS_PER_ORDER};
+pub use seat::{MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError, SeatStatus};

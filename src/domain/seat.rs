@@ -73,7 +73,9 @@ pub enum SeatRequestError {
 }
 
 impl SeatRequest {
-    pub fn parse<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Self, SeatRequestError> {
+    pub fn parse<'a>(
+        raw: impl ExactSizeIterator<Item = &'a str>,
+    ) -> Result<Self, SeatRequestError> {
         match raw.len() {
             0 => return Err(SeatRequestError::Empty),
             n if n > MAX_SEATS_PER_ORDER => return Err(SeatRequestError::TooMany(n)),
@@ -133,8 +135,13 @@ mod tests {
         for ok in ["1A", "9K", "12A", "99F", "30C"] {
             assert!(SeatNumber::parse(ok).is_some(), "{ok} should parse");
         }
-        for bad in ["", "A", "0A", "01A", "100A", "12L", "12a", "12", "1 A", "١٢A", "12AA"] {
-            assert!(SeatNumber::parse(bad).is_none(), "{bad:?} should be refused");
+        for bad in [
+            "", "A", "0A", "01A", "100A", "12L", "12a", "12", "1 A", "١٢A", "12AA",
+        ] {
+            assert!(
+                SeatNumber::parse(bad).is_none(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -79,7 +79,12 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_an_envelope_is_unreadable() {
-        for payload in [json!(null), json!("OrderCreated"), json!([1, 2]), json!({"detail": {}})] {
+        for payload in [
+            json!(null),
+            json!("OrderCreated"),
+            json!([1, 2]),
+            json!({"detail": {}}),
+        ] {
             assert!(matches!(
                 parse(payload),
                 Err(UnreadableEvent::NotAnEnvelope(_))

@@ -74,7 +74,9 @@ pub(super) fn parse(
         .map(Value::as_str)
         .collect::<Option<Vec<&str>>>()
     else {
-        return Ok(Err(invalid("every seat must be a string such as \"12A\"".into())));
+        return Ok(Err(invalid(
+            "every seat must be a string such as \"12A\"".into(),
+        )));
     };
     let seats = match SeatRequest::parse(seat_strings.into_iter()) {
         Ok(seats) => seats,
@@ -121,7 +123,8 @@ mod tests {
 
     #[test]
     fn a_well_formed_detail_becomes_a_reservation_request() {
-        let request = parsed(json!({"orderId": ORDER, "flightId": FLIGHT, "seats": ["12B", "12A"]}));
+        let request =
+            parsed(json!({"orderId": ORDER, "flightId": FLIGHT, "seats": ["12B", "12A"]}));
         let Ok(Ok(request)) = request else {
             panic!("expected a request, got {request:?}");
         };
@@ -139,7 +142,10 @@ mod tests {
             json!("{\"orderId\": \"b6f7c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d\"}"),
             json!(null),
         ] {
-            assert!(matches!(parsed(detail), Err(UnreadableEvent::NoOrderId { .. })));
+            assert!(matches!(
+                parsed(detail),
+                Err(UnreadableEvent::NoOrderId { .. })
+            ));
         }
     }
 
@@ -163,7 +169,11 @@ mod tests {
             (json!(["Z9"]), "not a seat number"),
         ] {
             let answer = invalid(json!({"orderId": ORDER, "flightId": FLIGHT, "seats": seats}));
-            assert!(answer.problem.contains(says), "{} should say {says}", answer.problem);
+            assert!(
+                answer.problem.contains(says),
+                "{} should say {says}",
+                answer.problem
+            );
         }
     }
 

@@ -63,7 +63,12 @@ pub async fn reserve(
     request: &ReserveSeats,
     ttl: LockTtl,
 ) -> Result<Reservation, InventoryError> {
-    let seat_numbers: Vec<&str> = request.seats.seats().iter().map(SeatNumber::as_str).collect();
+    let seat_numbers: Vec<&str> = request
+        .seats
+        .seats()
+        .iter()
+        .map(SeatNumber::as_str)
+        .collect();
     let fingerprint = request.fingerprint();
     for attempt in 0..MAX_ATTEMPTS {
         let mut tx = pool.begin().await?;
@@ -172,7 +177,10 @@ fn decide(request: &ReserveSeats, rows: &[SeatRow]) -> Decision {
             return refuse(FailureReason::FlightNotFound, Vec::new(), message);
         }
     }
-    let found = |seat: &SeatNumber| rows.iter().find_map(|row| row.seat.as_ref().filter(|s| s.held.seat_number == *seat));
+    let found = |seat: &SeatNumber| {
+        rows.iter()
+            .find_map(|row| row.seat.as_ref().filter(|s| s.held.seat_number == *seat))
+    };
     let missing: Vec<String> = request
         .seats
         .seats()
@@ -181,7 +189,11 @@ fn decide(request: &ReserveSeats, rows: &[SeatRow]) -> Decision {
         .map(SeatNumber::to_string)
         .collect();
     if !missing.is_empty() {
-        let message = format!("no seat {} on flight {}", missing.join(", "), request.flight_id);
+        let message = format!(
+            "no seat {} on flight {}",
+            missing.join(", "),
+            request.flight_id
+        );
         return refuse(FailureReason::SeatNotFound, missing, message);
     }
     let seats: Vec<&ReadSeat> = request.seats.seats().iter().filter_map(found).collect();
@@ -262,8 +274,9 @@ async fn replay(pool: &PgPool, request: &ReserveSeats) -> Result<Reservation, In
     let (Some(event_id), Some(detail_type), Some(detail)) = (event_id, detail_type, detail) else {
         return Err(InventoryError::UndecidedOrder(order_id));
     };
-    let detail_type = DetailType::parse(&detail_type)
-        .ok_or(InventoryError::UnknownStoredDetailType(order_id, detail_type))?;
+    let detail_type = DetailType::parse(&detail_type).ok_or(
+        InventoryError::UnknownStoredDetailType(order_id, detail_type),
+    )?;
     Ok(Reservation::Replayed(OutgoingEvent {
         event_id,
         detail_type,

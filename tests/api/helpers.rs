@@ -1,0 +1,151 @@
+//! Arrange and assert helpers: the app on a fresh database, events built from the samples
+//! under `events/`, and reads of the seat state.
+
+use std::sync::Arc;
+
+use aeronode_inventory::db;
+use aeronode_inventory::domain::{DetailType, OutgoingEvent};
+use aeronode_inventory::handler::{App, Handled, HandlerError, Settings};
+use aeronode_inventory::inventory::LockTtl;
+use aeronode_inventory::outbound::RecordingBus;
+use aeronode_inventory::outbound::outbox::RelayPolicy;
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+/// The demo flight of the samples and the fixtures.
+pub const FLIGHT: &str = "3f1c6a52-8d2e-4b7a-9c41-0e5d2a7b9f10";
+/// A flight of the fixtures that left yesterday.
+pub const DEPARTED_FLIGHT: &str = "0d3a7c55-2b1e-4f6a-8c9d-1e2f3a4b5c6d";
+
+/// The service as Lambda would run it (its own one-connection pool), publishing to an
+/// in-memory bus.
+pub struct TestApp {
+    pub app: Arc<App<RecordingBus>>,
+    /// A separate pool for the test's own reads, so they never share the app's session.
+    pub db: PgPool,
+}
+
+impl TestApp {
+    pub async fn spawn(options: PgConnectOptions) -> Self {
+        Self::spawn_with(options, RecordingBus::new()).await
+    }
+
+    pub async fn spawn_with(options: PgConnectOptions, bus: RecordingBus) -> Self {
+        crate::quiet_logs();
+        let settings = Settings {
+            lock_ttl: LockTtl::from_seconds(900),
+            relay: RelayPolicy {
+                grace: std::time::Duration::from_secs(1),
+                ..RelayPolicy::default()
+            },
+        };
+        let app = App::new(db::pool(options.clone()), bus, settings);
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("the test database accepts connections");
+        Self {
+            app: Arc::new(app),
+            db,
+        }
+    }
+
+    pub async fn handle(&self, event: Value) -> Result<Handled, HandlerError> {
+        self.app.handle(event).await
+    }
+
+    /// Handles an event that must be answered, and returns the answer's detail.
+    pub async fn answer(&self, event: Value) -> (DetailType, Value) {
+        match self.handle(event).await {
+            Ok(Handled::Answered(event)) => (event.detail_type, detail_of(&event)),
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    pub fn published(&self) -> Vec<OutgoingEvent> {
+        self.app.bus().published()
+    }
+
+    /// Status and version of a seat of the demo flight.
+    pub async fn seat(&self, seat_number: &str) -> (String, i32) {
+        let row = sqlx::query(
+            "SELECT status::text AS status, version FROM flight_seats
+             WHERE flight_id = $1 AND seat_number = $2",
+        )
+        .bind(uuid(FLIGHT))
+        .bind(seat_number)
+        .fetch_one(&self.db)
+        .await
+        .expect("the seat exists");
+        (row.get("status"), row.get("version"))
+    }
+
+    /// Seat numbers an order holds actively, sorted.
+    pub async fn active_holds(&self, order_id: Uuid) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT s.seat_number FROM inventory_locks l JOIN flight_seats s USING (seat_id)
+             WHERE l.order_id = $1 AND l.status = 'ACTIVE' ORDER BY s.seat_number",
+        )
+        .bind(order_id)
+        .fetch_all(&self.db)
+        .await
+        .expect("holds can be read")
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect("the count query runs")
+    }
+
+    /// The invariant every scenario must leave behind: each LOCKED seat has exactly one
+    /// active hold, each BOOKED seat exactly one confirmed hold, each AVAILABLE seat none.
+    /// Returns the seats that break it.
+    pub async fn inconsistent_seats(&self) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT s.seat_number || ' ' || s.status::text
+             FROM flight_seats s
+             LEFT JOIN inventory_locks l ON l.seat_id = s.seat_id
+             GROUP BY s.seat_id, s.seat_number, s.status
+             HAVING count(*) FILTER (WHERE l.status = 'ACTIVE')
+                        <> CASE WHEN s.status = 'LOCKED' THEN 1 ELSE 0 END
+                 OR count(*) FILTER (WHERE l.status = 'CONFIRMED')
+                        <> CASE WHEN s.status = 'BOOKED' THEN 1 ELSE 0 END",
+        )
+        .fetch_all(&self.db)
+        .await
+        .expect("the consistency query runs")
+    }
+}
+
+pub fn uuid(raw: &str) -> Uuid {
+    Uuid::parse_str(raw).expect("a valid uuid literal")
+}
+
+pub fn detail_of(event: &OutgoingEvent) -> Value {
+    serde_json::from_str(&event.detail).expect("an outgoing detail is JSON")
+}
+
+/// A sample event from `events/`, as Lambda would deliver it.
+pub fn sample(name: &str) -> Value {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `OrderCreated` for these seats of the demo flight, with a fresh envelope id.
+pub fn order_created(order_id: Uuid, seats: &[&str]) -> Value {
+    order_created_with(json!({"orderId": order_id, "flightId": FLIGHT, "seats": seats}))
+}
+
+/// `OrderCreated` with any detail at all, in the sample's envelope with a fresh id.
+pub fn order_created_with(detail: Value) -> Value {
+    let mut event = sample("order-created.json");
+    event["id"] = json!(Uuid::new_v4());
+    event["detail"] = detail;
+    event
+}

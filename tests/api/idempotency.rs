@@ -1,0 +1,169 @@
+//! At-least-once in, exactly-once effects: redelivered orders are answered the same way.
+
+use aeronode_inventory::domain::{DetailType, OutgoingEvent};
+use aeronode_inventory::handler::Handled;
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::helpers::{FLIGHT, TestApp, detail_of, order_created, order_created_with};
+
+fn answered(result: Result<Handled, impl std::fmt::Debug>) -> OutgoingEvent {
+    match result {
+        Ok(Handled::Answered(event)) => event,
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn the_same_event_three_times_in_a_row_holds_once_and_answers_identically(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+    let event = order_created(order, &["9A", "9B"]);
+
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(answered(app.handle(event.clone()).await));
+    }
+
+    assert_eq!(answers[0].detail_type, DetailType::SeatReserved);
+    assert_eq!(answers[1], answers[0]);
+    assert_eq!(answers[2], answers[0]);
+    assert_eq!(
+        app.published(),
+        answers,
+        "each delivery is answered, always the same event"
+    );
+    assert_eq!(app.active_holds(order).await, vec!["9A", "9B"]);
+    assert_eq!(app.seat("9A").await, ("LOCKED".into(), 2), "taken once");
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, 1);
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn the_same_event_three_times_at_once_on_three_instances_resolves_to_one_outcome(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let instances = [
+        TestApp::spawn(options.clone()).await,
+        TestApp::spawn(options.clone()).await,
+        TestApp::spawn(options).await,
+    ];
+    let order = Uuid::new_v4();
+    let event = order_created(order, &["10C", "10D", "10E"]);
+
+    let (a, b, c) = tokio::join!(
+        instances[0].handle(event.clone()),
+        instances[1].handle(event.clone()),
+        instances[2].handle(event.clone()),
+    );
+
+    let (a, b, c) = (answered(a), answered(b), answered(c));
+    assert_eq!(a.detail_type, DetailType::SeatReserved);
+    assert_eq!(b, a);
+    assert_eq!(c, a);
+    assert_eq!(
+        instances[0].active_holds(order).await,
+        vec!["10C", "10D", "10E"]
+    );
+    assert_eq!(instances[0].seat("10C").await, ("LOCKED".into(), 2));
+    assert_eq!(instances[0].count("SELECT count(*) FROM outbox").await, 1);
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn an_order_resent_under_a_new_event_id_gets_the_first_answer(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+    let first = order_created(order, &["8F"]);
+    let resent = order_created(order, &["8F"]);
+    assert_ne!(first["id"], resent["id"]);
+
+    let original = answered(app.handle(first.clone()).await);
+    let again = answered(app.handle(resent).await);
+
+    assert_eq!(again, original);
+    assert_eq!(
+        detail_of(&again)["causationId"],
+        first["id"],
+        "the first cause is kept"
+    );
+    assert_eq!(app.active_holds(order).await, vec!["8F"]);
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_refused_order_is_refused_the_same_way_when_redelivered(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    app.answer(order_created(Uuid::new_v4(), &["6A"])).await;
+    let order = Uuid::new_v4();
+    let event = order_created(order, &["6A", "6B"]);
+
+    let first = answered(app.handle(event.clone()).await);
+    let second = answered(app.handle(event).await);
+
+    assert_eq!(first.detail_type, DetailType::SeatReservationFailed);
+    assert_eq!(second, first);
+    assert_eq!(app.seat("6B").await, ("AVAILABLE".into(), 1));
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn an_order_id_reused_for_other_seats_is_refused_and_changes_nothing(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+    let original = answered(app.handle(order_created(order, &["4A"])).await);
+    let other_seats = order_created(order, &["4B"]);
+    let other_flight =
+        order_created_with(json!({"orderId": order, "flightId": Uuid::new_v4(), "seats": ["4A"]}));
+
+    let refusals = [
+        answered(app.handle(other_seats.clone()).await),
+        answered(app.handle(other_flight).await),
+    ];
+
+    for refusal in &refusals {
+        let detail = detail_of(refusal);
+        assert_eq!(refusal.detail_type, DetailType::SeatReservationFailed);
+        assert_eq!(detail["reason"], "INVALID_REQUEST");
+        assert_eq!(detail["orderId"], order.to_string());
+    }
+    assert_eq!(
+        app.active_holds(order).await,
+        vec!["4A"],
+        "the first hold stands"
+    );
+    assert_eq!(app.seat("4B").await, ("AVAILABLE".into(), 1));
+    let again = answered(app.handle(order_created(order, &["4A"])).await);
+    assert_eq!(again, original, "the order's outcome did not change");
+    let refused_again = answered(app.handle(other_seats).await);
+    assert_eq!(
+        refused_again.event_id, refusals[0].event_id,
+        "a refusal keeps its eventId"
+    );
+    assert_eq!(FLIGHT, detail_of(&original)["flightId"]);
+}

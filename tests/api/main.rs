@@ -1,0 +1,16 @@
+//! Integration tests: the library handler against a real PostgreSQL (a fresh database per
+//! test, migrations applied), and the real binary end to end.
+
+mod concurrency;
+mod helpers;
+mod idempotency;
+mod outbox;
+mod reserve;
+mod schemas;
+
+/// Logs stay quiet unless TEST_LOG is set.
+pub fn quiet_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        aeronode_inventory::telemetry::init(std::io::stderr);
+    }
+}
