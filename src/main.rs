@@ -1,5 +1,6 @@
 //! Wiring only: configuration, telemetry, the pool and the EventBridge client, built once
-//! per cold start, then the Lambda runtime loop.
+//! per cold start, then the Lambda runtime loop. `aeronode-inventory migrate` instead
+//! applies `database/migrations` and exits; migrations never run on a cold start.
 
 use aeronode_inventory::config::Config;
 use aeronode_inventory::handler::{App, Settings};
@@ -13,12 +14,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %error, "configuration is invalid; not starting");
     })?;
     let pool = db::pool(config.database);
+    if std::env::args().nth(1).as_deref() == Some("migrate") {
+        db::MIGRATOR.run(&pool).await?;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let bus = EventBridgeBus::new(
-        aws_sdk_eventbridge::Client::new(&aws),
-        config.event_bus_name,
-    );
+    let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), config.event_bus_name);
     let settings = Settings {
         lock_ttl: config.lock_ttl,
         relay: config.relay,

@@ -203,7 +203,10 @@ fn decide(request: &ReserveSeats, rows: &[SeatRow]) -> Decision {
         .map(|seat| seat.held.seat_number.to_string())
         .collect();
     if !taken.is_empty() {
-        let message = format!("seat {} is no longer available", taken.join(", "));
+        let message = match taken.as_slice() {
+            [one] => format!("seat {one} is no longer available"),
+            many => format!("seats {} are no longer available", many.join(", ")),
+        };
         return refuse(FailureReason::SeatUnavailable, taken, message);
     }
     Decision::Take(seats.into_iter().map(|seat| seat.held.clone()).collect())
