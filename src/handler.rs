@@ -6,11 +6,13 @@ use sqlx::PgPool;
 use tracing::field::display;
 use uuid::Uuid;
 
-use crate::domain::{FailureReason, OrderId, OutgoingEvent, SeatNumber, SeatReservationFailed};
-use crate::inbound::{self, Command, InvalidOrder, ReserveSeats, UnreadableEvent};
-use crate::inventory::{self, InventoryError, LockTtl, Reservation};
+use crate::domain::{FailureReason, OrderId, OutgoingEvent, SeatReservationFailed};
+use crate::inbound::{
+    self, Command, ConfirmOrder, InvalidOrder, ReleaseOrder, ReserveSeats, UnreadableEvent,
+};
+use crate::inventory::{self, InventoryError, LockTtl, Release, Reservation};
+use crate::outbound::EventBus;
 use crate::outbound::outbox::{self, OutboxError, RelayPolicy, RelayReport};
-use crate::outbound::{EventBus, PublishError};
 
 /// Settings the handler needs, from [`crate::config::Config`].
 #[derive(Clone, Copy, Debug)]
@@ -29,10 +31,19 @@ pub struct App<B> {
 /// What an invocation did.
 #[derive(Debug, PartialEq)]
 pub enum Handled {
-    /// The order was answered with this event (decided now or before).
+    /// The order (or its payment) was answered with this event, decided now or before.
     Answered(OutgoingEvent),
-    /// The schedule ran the outbox relay.
-    Housekeeping(RelayReport),
+    /// A release: the `SeatReleased` it published, none when nothing was held.
+    Released(Vec<OutgoingEvent>),
+    /// The schedule ran.
+    Housekeeping(HousekeepingReport),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct HousekeepingReport {
+    /// Orders whose lapsed holds were released.
+    pub orders_expired: usize,
+    pub relay: RelayReport,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +64,9 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreadable(_) | Self::Serialize(_) => false,
-            Self::Inventory(InventoryError::UnknownStoredDetailType(..)) => false,
+            Self::Inventory(
+                InventoryError::UnknownStoredDetailType(..) | InventoryError::Serialize(_),
+            ) => false,
             Self::Inventory(_) | Self::Outbox(_) => true,
         }
     }
@@ -101,66 +114,126 @@ impl<B: EventBus> App<B> {
         let result = match command {
             Command::Reserve(Ok(request)) => self.reserve(&request).await,
             Command::Reserve(Err(invalid)) => self.refuse_invalid(invalid).await,
-            Command::Housekeeping { causation_id } => {
-                let span = tracing::Span::current();
-                span.record("eventId", display(&causation_id));
-                let report = outbox::relay(&self.pool, &self.bus, self.settings.relay).await?;
-                tracing::info!(
-                    published = report.published,
-                    pruned = report.pruned,
-                    oldest_pending_seconds = report.oldest_pending_seconds,
-                    "outbox relay ran"
-                );
-                Ok(Handled::Housekeeping(report))
-            }
+            Command::Confirm(request) => self.confirm(&request).await,
+            Command::Release(request) => self.release(&request).await,
+            Command::Housekeeping { causation_id } => self.housekeeping(&causation_id).await,
         };
         if let Err(error) = &result {
-            tracing::error!(error = %error, kind = error.kind(), retryable = error.is_retryable(), "invocation failed");
+            tracing::error!(
+                error = %error,
+                kind = error.kind(),
+                retryable = error.is_retryable(),
+                "invocation failed"
+            );
         }
         result
     }
 
     async fn reserve(&self, request: &ReserveSeats) -> Result<Handled, HandlerError> {
         record_ids(request.order_id, &request.causation_id);
-        let event = match inventory::reserve(&self.pool, request, self.settings.lock_ttl).await? {
-            Reservation::Decided { event, lost_races } => {
-                tracing::info!(
-                    outcome = event.detail_type.as_str(),
-                    seats = request.seats.len(),
+        let (event, released) =
+            match inventory::reserve(&self.pool, request, self.settings.lock_ttl).await? {
+                Reservation::Decided {
+                    event,
+                    released,
                     lost_races,
-                    "order decided"
-                );
-                event
-            }
-            Reservation::Replayed(event) => {
-                tracing::info!(
-                    outcome = event.detail_type.as_str(),
-                    "order decided before; answering again"
-                );
-                event
-            }
-            Reservation::ConflictsWithEarlierRequest => {
-                tracing::warn!("order id reused for another request; refusing");
-                let refusal = InvalidOrder {
-                    order_id: request.order_id,
-                    flight_id: Some(request.flight_id),
-                    seats: request
-                        .seats
-                        .seats()
-                        .iter()
-                        .map(SeatNumber::to_string)
-                        .collect(),
-                    problem: format!(
-                        "order {} was already used for another flight or other seats",
-                        request.order_id
-                    ),
-                    causation_id: request.causation_id.clone(),
-                };
-                return self.refuse_invalid(refusal).await;
-            }
-        };
-        outbox::publish(&self.pool, &self.bus, std::slice::from_ref(&event)).await?;
+                } => {
+                    tracing::info!(
+                        outcome = event.detail_type.as_str(),
+                        seats = request.seats.len(),
+                        lost_races,
+                        expired_holders = released.len(),
+                        "order decided"
+                    );
+                    (event, released)
+                }
+                Reservation::Replayed(event) => {
+                    tracing::info!(
+                        outcome = event.detail_type.as_str(),
+                        "order decided before; answering again"
+                    );
+                    (event, Vec::new())
+                }
+                Reservation::ConflictsWithEarlierRequest => {
+                    tracing::warn!("order id reused for another request; refusing");
+                    let refusal = InvalidOrder {
+                        order_id: request.order_id,
+                        flight_id: Some(request.flight_id),
+                        seats: request.seats.named(),
+                        problem: format!(
+                            "order {} was already used for another flight or other seats",
+                            request.order_id
+                        ),
+                        causation_id: request.causation_id.clone(),
+                    };
+                    return self.refuse_invalid(refusal).await;
+                }
+            };
+        self.publish(std::iter::once(event.clone()).chain(released).collect())
+            .await?;
         Ok(Handled::Answered(event))
+    }
+
+    async fn confirm(&self, request: &ConfirmOrder) -> Result<Handled, HandlerError> {
+        record_ids(request.order_id, &request.causation_id);
+        let confirmation = inventory::confirm(&self.pool, request).await?;
+        tracing::info!(
+            outcome = confirmation.answer.detail_type.as_str(),
+            payment_id = %request.payment_id,
+            "payment answered"
+        );
+        let answer = confirmation.answer.clone();
+        self.publish(
+            std::iter::once(confirmation.answer)
+                .chain(confirmation.released)
+                .collect(),
+        )
+        .await?;
+        Ok(Handled::Answered(answer))
+    }
+
+    async fn release(&self, request: &ReleaseOrder) -> Result<Handled, HandlerError> {
+        record_ids(request.order_id, &request.causation_id);
+        match inventory::release(&self.pool, request).await? {
+            Release::Released(events) => {
+                tracing::info!(reason = ?request.reason, "seats released");
+                self.publish(events.clone()).await?;
+                Ok(Handled::Released(events))
+            }
+            Release::NothingHeld => {
+                // A retry after a failed publish finds nothing left to release: send what
+                // the first attempt queued instead.
+                let pending = outbox::pending_for_order(&self.pool, request.order_id).await?;
+                tracing::info!(pending = pending.len(), "nothing held; nothing to release");
+                self.publish(pending).await?;
+                Ok(Handled::Released(Vec::new()))
+            }
+        }
+    }
+
+    /// The schedule: expire lapsed holds, then publish stragglers and prune the outbox.
+    async fn housekeeping(&self, causation_id: &str) -> Result<Handled, HandlerError> {
+        tracing::Span::current().record("eventId", display(causation_id));
+        let expired = inventory::expire_lapsed_holds(&self.pool, causation_id).await?;
+        let orders_expired = expired.len();
+        self.publish(expired).await?;
+        let relay = outbox::relay(&self.pool, &self.bus, self.settings.relay).await?;
+        tracing::info!(
+            orders_expired,
+            published = relay.published,
+            pruned = relay.pruned,
+            oldest_pending_seconds = relay.oldest_pending_seconds,
+            "housekeeping ran"
+        );
+        Ok(Handled::Housekeeping(HousekeepingReport {
+            orders_expired,
+            relay,
+        }))
+    }
+
+    async fn publish(&self, events: Vec<OutgoingEvent>) -> Result<(), HandlerError> {
+        outbox::publish(&self.pool, &self.bus, &events).await?;
+        Ok(())
     }
 
     /// `INVALID_REQUEST`: nothing is written, the answer is sent straight to the bus.
@@ -181,15 +254,9 @@ impl<B: EventBus> App<B> {
             causation_id: invalid.causation_id,
         }
         .to_event()?;
-        let report = self.bus.publish(std::slice::from_ref(&event)).await;
-        if let Some(rejection) = report.rejected.first() {
-            return Err(OutboxError::from(PublishError {
-                attempted: 1,
-                rejected: vec![rejection.event_id],
-                first_reason: rejection.reason.clone(),
-            })
-            .into());
-        }
+        // Not in the outbox: recording the attempt touches no row, and a failed publish
+        // fails the invocation so that Lambda retries it.
+        self.publish(vec![event.clone()]).await?;
         Ok(Handled::Answered(event))
     }
 }

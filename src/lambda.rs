@@ -32,7 +32,9 @@ pub async fn run<B: EventBus + 'static>(app: App<B>) -> Result<(), lambda_runtim
     let app = Arc::new(app);
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
-        async move { app.handle(event.payload).await.map(|_| ()) }
+        // Boxed: the handler's state machine is deep enough to overflow the type-layout
+        // recursion limit of the runtime's nested futures; one allocation per invocation.
+        async move { Box::pin(app.handle(event.payload)).await.map(|_| ()) }
     });
     Runtime::new(handler).layer(InvocationSpan).run().await
 }

@@ -21,7 +21,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&aws), config.event_bus_name);
+    let bus = EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(&aws),
+        config.event_bus_name,
+    );
     let settings = Settings {
         lock_ttl: config.lock_ttl,
         relay: config.relay,

@@ -15,18 +15,32 @@ pub const EVENT_SOURCE: &str = "skyledger.inventory";
 pub enum DetailType {
     SeatReserved,
     SeatReservationFailed,
+    SeatBooked,
+    SeatBookingFailed,
+    SeatReleased,
 }
 
 impl DetailType {
+    pub const ALL: [Self; 5] = [
+        Self::SeatReserved,
+        Self::SeatReservationFailed,
+        Self::SeatBooked,
+        Self::SeatBookingFailed,
+        Self::SeatReleased,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SeatReserved => "SeatReserved",
             Self::SeatReservationFailed => "SeatReservationFailed",
+            Self::SeatBooked => "SeatBooked",
+            Self::SeatBookingFailed => "SeatBookingFailed",
+            Self::SeatReleased => "SeatReleased",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::SeatReserved, Self::SeatReservationFailed]
+        Self::ALL
             .into_iter()
             .find(|candidate| candidate.as_str() == raw)
     }
@@ -42,7 +56,7 @@ pub struct OutgoingEvent {
 }
 
 impl OutgoingEvent {
-    fn of<T: Serialize>(
+    pub(crate) fn of<T: Serialize>(
         event_id: Uuid,
         detail_type: DetailType,
         detail: &T,
@@ -101,5 +115,86 @@ pub struct SeatReservationFailed {
 impl SeatReservationFailed {
     pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
         OutgoingEvent::of(self.event_id, DetailType::SeatReservationFailed, self)
+    }
+}
+
+/// Detail of `SeatBooked`: the order's held seats are sold.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatBooked {
+    pub event_id: Uuid,
+    pub order_id: OrderId,
+    pub flight_id: FlightId,
+    pub seats: Vec<HeldSeat>,
+    pub causation_id: String,
+}
+
+impl SeatBooked {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::SeatBooked, self)
+    }
+}
+
+/// Why a payment could not become a sale; payments refunds on either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BookingFailureReason {
+    /// The order's holds expired or were released before the payment arrived.
+    HoldExpired,
+    /// The order never held seats here.
+    HoldNotFound,
+}
+
+/// Detail of `SeatBookingFailed`: nothing was sold and nothing changed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatBookingFailed {
+    pub event_id: Uuid,
+    pub order_id: OrderId,
+    pub reason: BookingFailureReason,
+    pub message: String,
+    pub causation_id: String,
+}
+
+impl SeatBookingFailed {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::SeatBookingFailed, self)
+    }
+}
+
+/// Why seats went back on sale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReleaseReason {
+    PaymentFailed,
+    OrderCancelled,
+    HoldExpired,
+}
+
+impl ReleaseReason {
+    /// The hold status a release of this kind leaves behind.
+    pub fn closing_status(self) -> &'static str {
+        match self {
+            Self::HoldExpired => "EXPIRED",
+            Self::PaymentFailed | Self::OrderCancelled => "RELEASED",
+        }
+    }
+}
+
+/// Detail of `SeatReleased`: the order's seats are free again, at these versions.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatReleased {
+    pub event_id: Uuid,
+    pub order_id: OrderId,
+    pub flight_id: FlightId,
+    pub seats: Vec<HeldSeat>,
+    pub reason: ReleaseReason,
+    pub causation_id: String,
+}
+
+impl SeatReleased {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::SeatReleased, self)
     }
 }

@@ -6,8 +6,9 @@ mod reason;
 mod seat;
 
 pub use events::{
-    DetailType, EVENT_SOURCE, HeldSeat, OutgoingEvent, SeatReservationFailed, SeatReserved,
+    BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OutgoingEvent, ReleaseReason,
+    SeatBooked, SeatBookingFailed, SeatReleased, SeatReservationFailed, SeatReserved,
 };
 pub use ids::{FlightId, OrderId};
 pub use reason::FailureReason;
-pub use seat::{MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError, SeatStatus};
+pub use seat::{Cabin, MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError, SeatStatus};

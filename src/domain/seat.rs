@@ -21,6 +21,19 @@ impl SeatNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The row, 1-99.
+    pub fn row(&self) -> u8 {
+        let digits = &self.0[..self.0.len() - 1];
+        digits
+            .bytes()
+            .fold(0, |row, digit| row * 10 + (digit - b'0'))
+    }
+
+    /// The seat letter, `b'A'` to `b'K'`: neighbours in a row have consecutive letters.
+    pub fn letter(&self) -> u8 {
+        self.0.as_bytes()[self.0.len() - 1]
+    }
 }
 
 impl fmt::Display for SeatNumber {
@@ -51,6 +64,36 @@ impl SeatStatus {
             "LOCKED" => Some(Self::Locked),
             "BOOKED" => Some(Self::Booked),
             _ => None,
+        }
+    }
+}
+
+/// A cabin of the aircraft; any-seat orders may ask for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cabin {
+    First,
+    Business,
+    PremiumEconomy,
+    Economy,
+}
+
+impl Cabin {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "FIRST" => Some(Self::First),
+            "BUSINESS" => Some(Self::Business),
+            "PREMIUM_ECONOMY" => Some(Self::PremiumEconomy),
+            "ECONOMY" => Some(Self::Economy),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "FIRST",
+            Self::Business => "BUSINESS",
+            Self::PremiumEconomy => "PREMIUM_ECONOMY",
+            Self::Economy => "ECONOMY",
         }
     }
 }
@@ -143,6 +186,16 @@ mod tests {
                 "{bad:?} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn a_seat_number_knows_its_row_and_letter() {
+        let seat = SeatNumber::parse("23C").map(|s| (s.row(), s.letter()));
+        assert_eq!(seat, Some((23, b'C')));
+        assert_eq!(
+            SeatNumber::parse("7K").map(|s| (s.row(), s.letter())),
+            Some((7, b'K'))
+        );
     }
 
     #[test]

@@ -1,19 +1,27 @@
 //! The edge: an EventBridge envelope in, a typed command out. Nothing past this module
 //! sees raw JSON.
 
+mod lifecycle;
 mod order_created;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
-pub use order_created::{InvalidOrder, ReserveSeats};
+pub use lifecycle::{ConfirmOrder, ReleaseOrder};
+pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
+
+use crate::domain::ReleaseReason;
 
 /// What an incoming event asks this service to do.
 #[derive(Debug)]
 pub enum Command {
     /// `OrderCreated`: hold seats, or answer why the request itself is wrong.
     Reserve(Result<ReserveSeats, InvalidOrder>),
-    /// The every-minute schedule: publish outbox stragglers and prune old entries.
+    /// `PaymentSucceeded`: sell what the order holds.
+    Confirm(ConfirmOrder),
+    /// `PaymentFailed` or `OrderCancelled`: give it back.
+    Release(ReleaseOrder),
+    /// The every-minute schedule: release expired holds, publish outbox stragglers, prune.
     Housekeeping { causation_id: String },
 }
 
@@ -32,6 +40,11 @@ pub enum UnreadableEvent {
     },
     #[error("the {detail_type} detail has no readable orderId")]
     NoOrderId { detail_type: &'static str },
+    #[error("the {detail_type} detail is invalid: {problem}")]
+    InvalidDetail {
+        detail_type: &'static str,
+        problem: &'static str,
+    },
 }
 
 /// EventBridge event ids are UUIDs; anything much longer is not one and is not echoed.
@@ -47,6 +60,20 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("skyledger.orders", "OrderCreated") => Ok(Command::Reserve(order_created::parse(
             &envelope.detail,
+            causation_id,
+        )?)),
+        ("skyledger.payments", "PaymentSucceeded") => Ok(Command::Confirm(lifecycle::confirm(
+            &envelope.detail,
+            causation_id,
+        )?)),
+        ("skyledger.payments", "PaymentFailed") => Ok(Command::Release(lifecycle::release(
+            &envelope.detail,
+            ReleaseReason::PaymentFailed,
+            causation_id,
+        )?)),
+        ("skyledger.orders", "OrderCancelled") => Ok(Command::Release(lifecycle::release(
+            &envelope.detail,
+            ReleaseReason::OrderCancelled,
             causation_id,
         )?)),
         ("aws.events", "Scheduled Event") => Ok(Command::Housekeeping { causation_id }),

@@ -1,16 +1,47 @@
-//! The `OrderCreated` detail: `{ "orderId", "flightId", "seats": ["12A", ...] }`.
+//! The `OrderCreated` detail: `{ "orderId", "flightId", "seats": ["12A", ...] }`, or
+//! `{ "orderId", "flightId", "seatCount": N, "cabin"? }` for any free seats.
 
 use serde_json::Value;
 
 use super::UnreadableEvent;
-use crate::domain::{FlightId, OrderId, SeatRequest};
+use crate::domain::{Cabin, FlightId, MAX_SEATS_PER_ORDER, OrderId, SeatRequest};
+
+/// Which seats an order asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeatSelection {
+    /// These seats, all or none.
+    Explicit(SeatRequest),
+    /// Any `count` free seats (1-9), of one cabin if named, side by side where possible.
+    Any { count: u8, cabin: Option<Cabin> },
+}
+
+impl SeatSelection {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Explicit(seats) => seats.len(),
+            Self::Any { count, .. } => usize::from(*count),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The seat numbers named in the request (none for an any-seat order).
+    pub fn named(&self) -> Vec<String> {
+        match self {
+            Self::Explicit(seats) => seats.seats().iter().map(ToString::to_string).collect(),
+            Self::Any { .. } => Vec::new(),
+        }
+    }
+}
 
 /// A valid request to hold seats for an order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReserveSeats {
     pub order_id: OrderId,
     pub flight_id: FlightId,
-    pub seats: SeatRequest,
+    pub seats: SeatSelection,
     /// The id of the EventBridge event that asked.
     pub causation_id: String,
 }
@@ -18,7 +49,14 @@ pub struct ReserveSeats {
 impl ReserveSeats {
     /// What was asked, in a canonical form: a reused order id must ask for exactly this.
     pub fn fingerprint(&self) -> String {
-        format!("{}|{}", self.flight_id, self.seats.canonical())
+        match &self.seats {
+            SeatSelection::Explicit(seats) => format!("{}|{}", self.flight_id, seats.canonical()),
+            SeatSelection::Any { count, cabin } => format!(
+                "{}|any {count} {}",
+                self.flight_id,
+                cabin.map_or("ANY", Cabin::as_str)
+            ),
+        }
     }
 }
 
@@ -66,6 +104,40 @@ pub(super) fn parse(
     let Some(flight_id) = flight_id else {
         return Ok(Err(invalid("flightId must be a UUID".into())));
     };
+    let seat_count = detail.get("seatCount");
+    let cabin = detail.get("cabin");
+    if seat_count.is_some() || cabin.is_some() {
+        if raw_seats.is_some() || detail.get("seats").is_some() {
+            return Ok(Err(invalid(
+                "ask for either seats or seatCount, not both".into(),
+            )));
+        }
+        let count = seat_count
+            .and_then(Value::as_u64)
+            .filter(|count| (1..=MAX_SEATS_PER_ORDER as u64).contains(count));
+        let Some(count) = count.and_then(|count| u8::try_from(count).ok()) else {
+            return Ok(Err(invalid(format!(
+                "seatCount must be a whole number from 1 to {MAX_SEATS_PER_ORDER}"
+            ))));
+        };
+        let cabin = match cabin {
+            None => None,
+            Some(raw) => match raw.as_str().and_then(Cabin::parse) {
+                Some(cabin) => Some(cabin),
+                None => {
+                    return Ok(Err(invalid(
+                        "cabin must be FIRST, BUSINESS, PREMIUM_ECONOMY or ECONOMY".into(),
+                    )));
+                }
+            },
+        };
+        return Ok(Ok(ReserveSeats {
+            order_id,
+            flight_id,
+            seats: SeatSelection::Any { count, cabin },
+            causation_id,
+        }));
+    }
     let Some(raw_seats) = raw_seats else {
         return Ok(Err(invalid("seats must be a list of seat numbers".into())));
     };
@@ -85,7 +157,7 @@ pub(super) fn parse(
     Ok(Ok(ReserveSeats {
         order_id,
         flight_id,
-        seats,
+        seats: SeatSelection::Explicit(seats),
         causation_id,
     }))
 }
@@ -131,6 +203,47 @@ mod tests {
         assert_eq!(request.order_id.to_string(), ORDER);
         assert_eq!(request.fingerprint(), format!("{FLIGHT}|12A,12B"));
         assert_eq!(request.causation_id, "event-1");
+    }
+
+    #[test]
+    fn an_any_seat_order_asks_for_a_count_and_maybe_a_cabin() {
+        let request = parsed(
+            json!({"orderId": ORDER, "flightId": FLIGHT, "seatCount": 2, "cabin": "BUSINESS"}),
+        );
+        let Ok(Ok(request)) = request else {
+            panic!("expected a request, got {request:?}");
+        };
+        assert_eq!(
+            request.seats,
+            SeatSelection::Any {
+                count: 2,
+                cabin: Some(Cabin::Business)
+            }
+        );
+        assert_eq!(request.fingerprint(), format!("{FLIGHT}|any 2 BUSINESS"));
+    }
+
+    #[test]
+    fn bad_any_seat_orders_are_invalid_requests() {
+        for (detail, says) in [
+            (json!({"seatCount": 0}), "seatCount"),
+            (json!({"seatCount": 10}), "seatCount"),
+            (json!({"seatCount": 1.5}), "seatCount"),
+            (json!({"seatCount": "2"}), "seatCount"),
+            (json!({"seatCount": 2, "cabin": "LOUNGE"}), "cabin"),
+            (json!({"seatCount": 2, "seats": ["1A", "1B"]}), "not both"),
+            (json!({"cabin": "FIRST"}), "seatCount"),
+        ] {
+            let mut detail = detail;
+            detail["orderId"] = json!(ORDER);
+            detail["flightId"] = json!(FLIGHT);
+            let answer = invalid(detail);
+            assert!(
+                answer.problem.contains(says),
+                "{} should say {says}",
+                answer.problem
+            );
+        }
     }
 
     #[test]

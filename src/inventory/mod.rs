@@ -1,18 +1,20 @@
-//! Holding seats: the optimistic, version-checked lock and the per-order outcome.
+//! The seat inventory: holding seats with an optimistic, version-checked lock, selling and
+//! releasing them, and expiring holds that were never paid.
 
+mod lifecycle;
+mod pick;
+mod reserve;
 mod sql;
 
-use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::db::statement;
-use crate::domain::{
-    DetailType, FailureReason, HeldSeat, OutgoingEvent, SeatNumber, SeatReservationFailed,
-    SeatReserved, SeatStatus,
-};
-use crate::inbound::ReserveSeats;
+use crate::domain::{DetailType, OutgoingEvent};
+
+pub use lifecycle::{Confirmation, Release, confirm, expire_lapsed_holds, release};
+pub use reserve::reserve;
 
 /// How long a hold lasts before it may be released (`LOCK_TTL_SECONDS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,9 +29,11 @@ impl LockTtl {
 /// How an order's reservation ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reservation {
-    /// Decided now: the outcome event is committed to the outbox, still to be published.
+    /// Decided now: the outcome event is committed to the outbox, still to be published,
+    /// with `released`, the `SeatReleased` of orders whose lapsed holds it expired on the way.
     Decided {
         event: OutgoingEvent,
+        released: Vec<OutgoingEvent>,
         /// Optimistic-lock races lost on the way (each one re-read and retried).
         lost_races: u32,
     },
@@ -48,209 +52,51 @@ pub enum InventoryError {
     Contention(u32),
     #[error("order {0} is claimed but has no recorded outcome")]
     UndecidedOrder(Uuid),
-    #[error("stored outcome of order {0} has unknown detail-type {1:?}")]
+    #[error("stored event of order {0} has unknown detail-type {1:?}")]
     UnknownStoredDetailType(Uuid, String),
-    #[error("cannot serialize the outcome event: {0}")]
+    #[error("order {0}: {1}")]
+    Inconsistent(Uuid, &'static str),
+    #[error("cannot serialize an event: {0}")]
     Serialize(#[from] serde_json::Error),
 }
 
-/// A lost race is re-read and retried at most this many times in all.
-const MAX_ATTEMPTS: u32 = 5;
-
-/// Holds every requested seat for the order, or none, and records the outcome once.
-pub async fn reserve(
-    pool: &PgPool,
-    request: &ReserveSeats,
-    ttl: LockTtl,
-) -> Result<Reservation, InventoryError> {
-    let seat_numbers: Vec<&str> = request
-        .seats
-        .seats()
-        .iter()
-        .map(SeatNumber::as_str)
-        .collect();
-    let fingerprint = request.fingerprint();
-    for attempt in 0..MAX_ATTEMPTS {
-        let mut tx = pool.begin().await?;
-        let rows: Vec<SeatRow> = statement(sql::CLAIM_AND_READ)
-            .bind(request.order_id.as_uuid())
-            .bind(request.flight_id.as_uuid())
-            .bind(&fingerprint)
-            .bind(&seat_numbers)
-            .try_map(SeatRow::from_row)
-            .fetch_all(&mut *tx)
-            .await?;
-        let Some(decided_at) = rows.first().map(|row| row.decided_at) else {
-            tx.rollback().await?;
-            return replay(pool, request).await;
-        };
-        let expires_at = decided_at + ttl.0;
-        let (event, seat_ids, read_versions) = match decide(request, &rows) {
-            Decision::Refuse {
-                reason,
-                seats,
-                message,
-            } => {
-                let failed = SeatReservationFailed {
-                    event_id: Uuid::new_v4(),
-                    order_id: request.order_id,
-                    flight_id: Some(request.flight_id),
-                    seats: seat_numbers.iter().map(|seat| (*seat).to_owned()).collect(),
-                    reason,
-                    unavailable_seats: seats,
-                    message,
-                    causation_id: request.causation_id.clone(),
-                };
-                (failed.to_event()?, Vec::new(), Vec::new())
-            }
-            Decision::Take(seats) => {
-                let seat_ids = seats.iter().map(|seat| seat.seat_id).collect();
-                let read_versions = seats.iter().map(|seat| seat.version).collect();
-                let reserved = SeatReserved {
-                    event_id: Uuid::new_v4(),
-                    order_id: request.order_id,
-                    flight_id: request.flight_id,
-                    seats: seats
-                        .into_iter()
-                        .map(|seat| HeldSeat {
-                            version: seat.version + 1,
-                            ..seat
-                        })
-                        .collect(),
-                    locked_until: expires_at,
-                    causation_id: request.causation_id.clone(),
-                };
-                (reserved.to_event()?, seat_ids, read_versions)
-            }
-        };
-        let all_taken: bool = statement(sql::TAKE_AND_RECORD)
-            .bind(request.order_id.as_uuid())
-            .bind(request.flight_id.as_uuid())
-            .bind(&seat_ids)
-            .bind(&read_versions)
-            .bind(expires_at)
-            .bind(event.event_id)
-            .bind(event.detail_type.as_str())
-            .bind(&event.detail)
-            .try_map(|row: PgRow| row.try_get("all_taken"))
-            .fetch_one(&mut *tx)
-            .await?;
-        if all_taken {
-            tx.commit().await?;
-            return Ok(Reservation::Decided {
-                event,
-                lost_races: attempt,
-            });
-        }
-        tracing::info!(attempt, "a seat changed since it was read; reading again");
-        tx.rollback().await?;
-    }
-    Err(InventoryError::Contention(MAX_ATTEMPTS))
-}
-
-/// What the optimistic read allows, before anything is written.
-enum Decision {
-    /// Every seat is free at the version read: take them all, at those versions.
-    Take(Vec<HeldSeat>),
-    Refuse {
-        reason: FailureReason,
-        /// The seats that are the reason (missing or taken), in the order requested.
-        seats: Vec<String>,
-        message: String,
-    },
-}
-
-fn decide(request: &ReserveSeats, rows: &[SeatRow]) -> Decision {
-    let refuse = |reason, seats: Vec<String>, message: String| Decision::Refuse {
-        reason,
-        seats,
-        message,
+/// Reads an event kept in the database (an order's outcome or payment answer).
+fn stored_event(
+    order_id: Uuid,
+    event_id: Option<Uuid>,
+    detail_type: Option<String>,
+    detail: Option<String>,
+) -> Result<Option<OutgoingEvent>, InventoryError> {
+    let (Some(event_id), Some(detail_type), Some(detail)) = (event_id, detail_type, detail) else {
+        return Ok(None);
     };
-    match rows.first().map(|row| row.departed) {
-        Some(Some(false)) => {}
-        Some(Some(true)) => {
-            let message = format!("flight {} has already departed", request.flight_id);
-            return refuse(FailureReason::FlightDeparted, Vec::new(), message);
-        }
-        _ => {
-            let message = format!("flight {} does not exist", request.flight_id);
-            return refuse(FailureReason::FlightNotFound, Vec::new(), message);
-        }
-    }
-    let found = |seat: &SeatNumber| {
-        rows.iter()
-            .find_map(|row| row.seat.as_ref().filter(|s| s.held.seat_number == *seat))
-    };
-    let missing: Vec<String> = request
-        .seats
-        .seats()
-        .iter()
-        .filter(|seat| found(seat).is_none())
-        .map(SeatNumber::to_string)
-        .collect();
-    if !missing.is_empty() {
-        let message = format!(
-            "no seat {} on flight {}",
-            missing.join(", "),
-            request.flight_id
-        );
-        return refuse(FailureReason::SeatNotFound, missing, message);
-    }
-    let seats: Vec<&ReadSeat> = request.seats.seats().iter().filter_map(found).collect();
-    let taken: Vec<String> = seats
-        .iter()
-        .filter(|seat| seat.status != SeatStatus::Available)
-        .map(|seat| seat.held.seat_number.to_string())
-        .collect();
-    if !taken.is_empty() {
-        let message = match taken.as_slice() {
-            [one] => format!("seat {one} is no longer available"),
-            many => format!("seats {} are no longer available", many.join(", ")),
-        };
-        return refuse(FailureReason::SeatUnavailable, taken, message);
-    }
-    Decision::Take(seats.into_iter().map(|seat| seat.held.clone()).collect())
+    let detail_type = DetailType::parse(&detail_type).ok_or(
+        InventoryError::UnknownStoredDetailType(order_id, detail_type),
+    )?;
+    Ok(Some(OutgoingEvent {
+        event_id,
+        detail_type,
+        detail,
+    }))
 }
 
-/// One row of [`sql::CLAIM_AND_READ`].
-struct SeatRow {
-    decided_at: DateTime<Utc>,
-    departed: Option<bool>,
-    seat: Option<ReadSeat>,
-}
-
-/// A seat as read, with the version the update will be conditioned on.
-struct ReadSeat {
-    held: HeldSeat,
-    status: SeatStatus,
-}
-
-impl SeatRow {
-    fn from_row(row: PgRow) -> Result<Self, sqlx::Error> {
-        let seat_id: Option<Uuid> = row.try_get("seat_id")?;
-        let seat = match seat_id {
-            None => None,
-            Some(seat_id) => {
-                let number: String = row.try_get("seat_number")?;
-                let status: String = row.try_get("status")?;
-                Some(ReadSeat {
-                    held: HeldSeat {
-                        seat_id,
-                        seat_number: SeatNumber::parse(&number)
-                            .ok_or_else(|| decode_error("seat_number", &number))?,
-                        version: row.try_get("version")?,
-                    },
-                    status: SeatStatus::parse(&status)
-                        .ok_or_else(|| decode_error("status", &status))?,
-                })
-            }
-        };
-        Ok(Self {
-            decided_at: row.try_get("decided_at")?,
-            departed: row.try_get("departed")?,
-            seat,
-        })
+/// Queues events in the outbox within the caller's transaction.
+async fn queue(tx: &mut PgConnection, events: &[(Uuid, OutgoingEvent)]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
     }
+    let event_ids: Vec<Uuid> = events.iter().map(|(_, e)| e.event_id).collect();
+    let order_ids: Vec<Uuid> = events.iter().map(|(order_id, _)| *order_id).collect();
+    let detail_types: Vec<&str> = events.iter().map(|(_, e)| e.detail_type.as_str()).collect();
+    let details: Vec<&str> = events.iter().map(|(_, e)| e.detail.as_str()).collect();
+    statement(sql::QUEUE_EVENTS)
+        .bind(&event_ids)
+        .bind(&order_ids)
+        .bind(&detail_types)
+        .bind(&details)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 fn decode_error(column: &str, value: &str) -> sqlx::Error {
@@ -260,29 +106,7 @@ fn decode_error(column: &str, value: &str) -> sqlx::Error {
     }
 }
 
-/// The answer an earlier delivery of this order got, or the refusal of a reused order id.
-async fn replay(pool: &PgPool, request: &ReserveSeats) -> Result<Reservation, InventoryError> {
-    let order_id = request.order_id.as_uuid();
-    let row = statement(sql::EARLIER_OUTCOME)
-        .bind(order_id)
-        .fetch_one(pool)
-        .await?;
-    let fingerprint: String = row.try_get("request_fingerprint")?;
-    if fingerprint != request.fingerprint() {
-        return Ok(Reservation::ConflictsWithEarlierRequest);
-    }
-    let event_id: Option<Uuid> = row.try_get("outcome_event_id")?;
-    let detail_type: Option<String> = row.try_get("outcome_detail_type")?;
-    let detail: Option<String> = row.try_get("outcome_detail")?;
-    let (Some(event_id), Some(detail_type), Some(detail)) = (event_id, detail_type, detail) else {
-        return Err(InventoryError::UndecidedOrder(order_id));
-    };
-    let detail_type = DetailType::parse(&detail_type).ok_or(
-        InventoryError::UnknownStoredDetailType(order_id, detail_type),
-    )?;
-    Ok(Reservation::Replayed(OutgoingEvent {
-        event_id,
-        detail_type,
-        detail,
-    }))
+fn seat_number(row: &PgRow, column: &str) -> Result<crate::domain::SeatNumber, sqlx::Error> {
+    let raw: String = row.try_get(column)?;
+    crate::domain::SeatNumber::parse(&raw).ok_or_else(|| decode_error(column, &raw))
 }

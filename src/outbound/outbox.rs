@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{EventBus, PublishError};
 use crate::db::statement;
-use crate::domain::{DetailType, OutgoingEvent};
+use crate::domain::{DetailType, OrderId, OutgoingEvent};
 
 /// Marks the accepted entries published, and counts an attempt on every entry tried.
 const RECORD_ATTEMPT: &str = "
@@ -50,6 +50,13 @@ WHERE event_id IN (
     WHERE published_at < now() - make_interval(days => $1)
     LIMIT $2
 )
+";
+
+const PENDING_FOR_ORDER: &str = "
+SELECT event_id, detail_type, detail
+FROM outbox
+WHERE order_id = $1 AND published_at IS NULL
+ORDER BY created_at
 ";
 
 const OLDEST_PENDING_AGE: &str = "
@@ -93,6 +100,20 @@ pub async fn publish(
         }
         .into()),
     }
+}
+
+/// The order's events still waiting to be published (a retry sends them).
+pub async fn pending_for_order(
+    pool: &PgPool,
+    order_id: OrderId,
+) -> Result<Vec<OutgoingEvent>, OutboxError> {
+    statement(PENDING_FOR_ORDER)
+        .bind(order_id.as_uuid())
+        .try_map(|row: PgRow| Ok(stored_event(&row)))
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect()
 }
 
 /// How the relay finds and holds stragglers.

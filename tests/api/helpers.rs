@@ -33,9 +33,22 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: PgConnectOptions, bus: RecordingBus) -> Self {
+        Self::spawn_full(options, bus, 900).await
+    }
+
+    /// An instance whose holds last `lock_ttl_seconds`.
+    pub async fn spawn_with_ttl(options: PgConnectOptions, lock_ttl_seconds: u32) -> Self {
+        Self::spawn_full(options, RecordingBus::new(), lock_ttl_seconds).await
+    }
+
+    async fn spawn_full(
+        options: PgConnectOptions,
+        bus: RecordingBus,
+        lock_ttl_seconds: u32,
+    ) -> Self {
         crate::quiet_logs();
         let settings = Settings {
-            lock_ttl: LockTtl::from_seconds(900),
+            lock_ttl: LockTtl::from_seconds(lock_ttl_seconds),
             relay: RelayPolicy {
                 grace: std::time::Duration::from_secs(1),
                 ..RelayPolicy::default()
@@ -67,6 +80,28 @@ impl TestApp {
 
     pub fn published(&self) -> Vec<OutgoingEvent> {
         self.app.bus().published()
+    }
+
+    /// Details of the published events of this type for this order, in order.
+    pub fn published_for(&self, order_id: Uuid, detail_type: DetailType) -> Vec<Value> {
+        self.published()
+            .iter()
+            .filter(|event| event.detail_type == detail_type)
+            .map(detail_of)
+            .filter(|detail| detail["orderId"] == order_id.to_string())
+            .collect()
+    }
+
+    /// Hold statuses of an order, by seat number.
+    pub async fn holds(&self, order_id: Uuid) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "SELECT s.seat_number::text, l.status::text FROM inventory_locks l
+             JOIN flight_seats s USING (seat_id) WHERE l.order_id = $1 ORDER BY s.seat_number",
+        )
+        .bind(order_id)
+        .fetch_all(&self.db)
+        .await
+        .expect("holds can be read")
     }
 
     /// Status and version of a seat of the demo flight.
@@ -147,5 +182,32 @@ pub fn order_created_with(detail: Value) -> Value {
     let mut event = sample("order-created.json");
     event["id"] = json!(Uuid::new_v4());
     event["detail"] = detail;
+    event
+}
+
+/// A sample event with a fresh envelope id and this order id in its detail.
+fn for_order(sample_name: &str, order_id: Uuid) -> Value {
+    let mut event = sample(sample_name);
+    event["id"] = json!(Uuid::new_v4());
+    event["detail"]["orderId"] = json!(order_id);
+    event
+}
+
+pub fn payment_succeeded(order_id: Uuid) -> Value {
+    for_order("payment-succeeded.json", order_id)
+}
+
+pub fn payment_failed(order_id: Uuid) -> Value {
+    for_order("payment-failed.json", order_id)
+}
+
+pub fn order_cancelled(order_id: Uuid) -> Value {
+    for_order("order-cancelled.json", order_id)
+}
+
+/// The every-minute schedule, with a fresh envelope id.
+pub fn scheduled() -> Value {
+    let mut event = sample("scheduled.json");
+    event["id"] = json!(Uuid::new_v4());
     event
 }

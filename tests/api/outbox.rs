@@ -87,15 +87,15 @@ async fn the_relay_publishes_a_straggler_once(_: PgPoolOptions, options: PgConne
     let second = relay(&app).await;
 
     assert!(
-        matches!(too_early, Ok(Handled::Housekeeping(ref r)) if r.published == 0),
+        matches!(too_early, Ok(Handled::Housekeeping(ref r)) if r.relay.published == 0),
         "{too_early:?}"
     );
     assert!(
-        matches!(first, Ok(Handled::Housekeeping(ref r)) if r.published == 1),
+        matches!(first, Ok(Handled::Housekeeping(ref r)) if r.relay.published == 1),
         "{first:?}"
     );
     assert!(
-        matches!(second, Ok(Handled::Housekeeping(ref r)) if r.published == 0),
+        matches!(second, Ok(Handled::Housekeeping(ref r)) if r.relay.published == 0),
         "{second:?}"
     );
     let published: Vec<Uuid> = app.published().iter().map(|e| e.event_id).collect();
@@ -131,7 +131,7 @@ async fn a_partial_putevents_failure_resends_only_the_rejected_entry(
     );
     assert_eq!(after_partial, vec![pending[0], pending[2]]);
     assert!(
-        matches!(rerun, Ok(Handled::Housekeeping(ref r)) if r.published == 1),
+        matches!(rerun, Ok(Handled::Housekeeping(ref r)) if r.relay.published == 1),
         "{rerun:?}"
     );
     let all: Vec<Uuid> = app.published().iter().map(|e| e.event_id).collect();
@@ -208,7 +208,7 @@ async fn the_relay_prunes_published_entries_past_retention_only(
     let report = relay(&app).await;
 
     assert!(
-        matches!(report, Ok(Handled::Housekeeping(ref r)) if r.pruned == 1),
+        matches!(report, Ok(Handled::Housekeeping(ref r)) if r.relay.pruned == 1),
         "{report:?}"
     );
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 1);

@@ -20,11 +20,24 @@ fn schema(name: &str) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("{path} is not a valid schema: {e}"))
 }
 
-fn schema_for(detail_type: DetailType) -> jsonschema::Validator {
+pub fn schema_for(detail_type: DetailType) -> jsonschema::Validator {
     schema(match detail_type {
         DetailType::SeatReserved => "seat-reserved",
         DetailType::SeatReservationFailed => "seat-reservation-failed",
+        DetailType::SeatBooked => "seat-booked",
+        DetailType::SeatBookingFailed => "seat-booking-failed",
+        DetailType::SeatReleased => "seat-released",
     })
+}
+
+/// Every event the service published matches the schema of its detail-type.
+pub fn assert_all_match_their_schemas(events: &[aeronode_inventory::domain::OutgoingEvent]) {
+    for event in events {
+        assert_valid(
+            &schema_for(event.detail_type),
+            &crate::helpers::detail_of(event),
+        );
+    }
 }
 
 fn assert_valid(validator: &jsonschema::Validator, detail: &Value) {
