@@ -13,6 +13,9 @@ pub const DEFAULT_EVENT_BUS_NAME: &str = "SkyLedger-Default-Bus";
 
 pub struct Config {
     pub database: PgConnectOptions,
+    /// `DB_IAM_AUTH=true`: sign an RDS IAM token for `DB_USER` instead of a password, over
+    /// verified TLS. Needs the `DB_*` parts, not `DATABASE_URL`.
+    pub iam_auth: bool,
     pub event_bus_name: String,
     pub lock_ttl: LockTtl,
     pub relay: RelayPolicy,
@@ -38,8 +41,22 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let defaults = RelayPolicy::default();
+        let iam_auth = env.flag("DB_IAM_AUTH")?;
+        if iam_auth && env.get("DATABASE_URL").is_some() {
+            return Err(ConfigError::Invalid {
+                name: "DB_IAM_AUTH",
+                problem: "IAM auth signs for DB_HOST/DB_PORT/DB_USER; unset DATABASE_URL".into(),
+            });
+        }
+        if iam_auth && env.get("DB_PASSWORD").is_some() {
+            return Err(ConfigError::Invalid {
+                name: "DB_IAM_AUTH",
+                problem: "a password and IAM auth exclude each other; unset DB_PASSWORD".into(),
+            });
+        }
         Ok(Self {
             database: database(&env)?,
+            iam_auth,
             event_bus_name: env.bus_name()?,
             lock_ttl: LockTtl::from_seconds(env.number("LOCK_TTL_SECONDS", 900, 1..=86_400)?),
             relay: RelayPolicy {
@@ -120,6 +137,22 @@ impl Env<'_> {
         }
     }
 
+    /// `true` or `false` (any case); not set is false.
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self
+            .get(name)
+            .map(|value| value.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ConfigError::Invalid {
+                name,
+                problem: "expected true or false".into(),
+            }),
+        }
+    }
+
     fn bus_name(&self) -> Result<String, ConfigError> {
         let name = self
             .get("EVENT_BUS_NAME")
@@ -179,6 +212,23 @@ mod tests {
         assert_eq!(config.database.get_host(), "proxy.example");
         assert_eq!(config.database.get_port(), 6432);
         assert_eq!(config.database.get_database(), Some("skyledger"));
+    }
+
+    #[test]
+    fn iam_auth_is_off_unless_asked_and_excludes_passwords() {
+        let parts = [("DB_HOST", "proxy"), ("DB_NAME", "db"), ("DB_USER", "app")];
+        assert!(config(&parts).is_ok_and(|c| !c.iam_auth));
+        let with = |extra: (&'static str, &'static str)| {
+            let mut vars = parts.to_vec();
+            vars.push(("DB_IAM_AUTH", "TRUE"));
+            vars.push(extra);
+            config(&vars)
+        };
+        assert!(with(("DB_PORT", "5432")).is_ok_and(|c| c.iam_auth));
+        assert!(with(("DB_PASSWORD", "x")).is_err());
+        assert!(with(("DATABASE_URL", "postgres://h/db")).is_err());
+        let error = config(&[("DATABASE_URL", "postgres://h/db"), ("DB_IAM_AUTH", "yes")]).err();
+        assert!(error.is_some_and(|e| e.to_string().starts_with("DB_IAM_AUTH is invalid")));
     }
 
     #[test]

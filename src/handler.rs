@@ -11,6 +11,7 @@ use crate::inbound::{
     self, Command, ConfirmOrder, InvalidOrder, ReleaseOrder, ReserveSeats, UnreadableEvent,
 };
 use crate::inventory::{self, InventoryError, LockTtl, Release, Reservation};
+use crate::metrics;
 use crate::outbound::EventBus;
 use crate::outbound::outbox::{self, OutboxError, RelayPolicy, RelayReport};
 
@@ -56,6 +57,8 @@ pub enum HandlerError {
     Outbox(#[from] OutboxError),
     #[error("cannot serialize an answer: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("cannot sign in to the database: {0}")]
+    DatabaseAuth(#[from] crate::rds_iam::RdsIamError),
 }
 
 impl HandlerError {
@@ -67,7 +70,7 @@ impl HandlerError {
             Self::Inventory(
                 InventoryError::UnknownStoredDetailType(..) | InventoryError::Serialize(_),
             ) => false,
-            Self::Inventory(_) | Self::Outbox(_) => true,
+            Self::Inventory(_) | Self::Outbox(_) | Self::DatabaseAuth(_) => true,
         }
     }
 
@@ -82,6 +85,7 @@ impl HandlerError {
             Self::Outbox(OutboxError::Publish(_)) => "PublishFailed",
             Self::Outbox(OutboxError::UnknownDetailType(..)) => "InconsistentOutbox",
             Self::Serialize(_) => "SerializeFailed",
+            Self::DatabaseAuth(_) => "DatabaseAuthUnavailable",
         }
     }
 }
@@ -145,6 +149,7 @@ impl<B: EventBus> App<B> {
                         expired_holders = released.len(),
                         "order decided"
                     );
+                    metrics::expired_holds_released(released.len());
                     (event, released)
                 }
                 Reservation::Replayed(event) => {
@@ -182,6 +187,7 @@ impl<B: EventBus> App<B> {
             payment_id = %request.payment_id,
             "payment answered"
         );
+        metrics::expired_holds_released(confirmation.released.len());
         let answer = confirmation.answer.clone();
         self.publish(
             std::iter::once(confirmation.answer)
@@ -216,8 +222,10 @@ impl<B: EventBus> App<B> {
         tracing::Span::current().record("eventId", display(causation_id));
         let expired = inventory::expire_lapsed_holds(&self.pool, causation_id).await?;
         let orders_expired = expired.len();
+        metrics::expired_holds_released(orders_expired);
         self.publish(expired).await?;
         let relay = outbox::relay(&self.pool, &self.bus, self.settings.relay).await?;
+        metrics::outbox_pending_age(relay.oldest_pending_seconds);
         tracing::info!(
             orders_expired,
             published = relay.published,
@@ -240,6 +248,7 @@ impl<B: EventBus> App<B> {
     async fn refuse_invalid(&self, invalid: InvalidOrder) -> Result<Handled, HandlerError> {
         record_ids(invalid.order_id, &invalid.causation_id);
         tracing::warn!(problem = %invalid.problem, "invalid request; refusing");
+        metrics::reservation_refused(FailureReason::InvalidRequest);
         let event = SeatReservationFailed {
             event_id: Uuid::new_v5(
                 &REFUSAL_NAMESPACE,

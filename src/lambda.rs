@@ -2,16 +2,20 @@
 //! reported to Lambda.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation, Runtime, service_fn};
+use metrics_cloudwatch_embedded::Collector;
 use serde_json::Value;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use crate::handler::{App, HandlerError};
 use crate::outbound::EventBus;
+use crate::rds_iam::IamPool;
 
 impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Self {
@@ -27,14 +31,41 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
-/// Runs the service until the Lambda runtime stops it.
-pub async fn run<B: EventBus + 'static>(app: App<B>) -> Result<(), lambda_runtime::Error> {
+/// Runs the service until the Lambda runtime stops it. With a metrics collector, its
+/// Embedded Metric Format document is flushed to stdout after every invocation.
+/// With IAM auth, the pool's token is renewed (when due) before every invocation, so a
+/// connection opened during it signs in with a fresh one.
+pub async fn run<B: EventBus + 'static>(
+    app: App<B>,
+    iam: Option<IamPool>,
+    metrics: Option<&'static Collector>,
+) -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(app);
+    let iam = Arc::new(iam);
+    let cold = Arc::new(AtomicBool::new(true));
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
-        // Boxed: the handler's state machine is deep enough to overflow the type-layout
-        // recursion limit of the runtime's nested futures; one allocation per invocation.
-        async move { Box::pin(app.handle(event.payload)).await.map(|_| ()) }
+        let iam = Arc::clone(&iam);
+        let cold = Arc::clone(&cold);
+        async move {
+            if cold.swap(false, Ordering::Relaxed) {
+                crate::metrics::cold_start();
+            }
+            let started = Instant::now();
+            if let Some(iam) = iam.as_ref() {
+                iam.renew_token().await.map_err(HandlerError::from)?;
+            }
+            // Boxed: the handler's state machine is deep enough to overflow the type-layout
+            // recursion limit of the runtime's nested futures; one allocation per invocation.
+            let result = Box::pin(app.handle(event.payload)).await.map(|_| ());
+            crate::metrics::handler_duration(started.elapsed());
+            if let Some(collector) = metrics {
+                if let Err(error) = collector.flush(std::io::stdout().lock()) {
+                    tracing::warn!(error = %error, "metrics could not be written");
+                }
+            }
+            result
+        }
     });
     Runtime::new(handler).layer(InvocationSpan).run().await
 }

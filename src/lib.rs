@@ -7,5 +7,7 @@ pub mod handler;
 pub mod inbound;
 pub mod inventory;
 pub mod lambda;
+pub mod metrics;
 pub mod outbound;
+pub mod rds_iam;
 pub mod telemetry;

@@ -5,7 +5,8 @@
 use aeronode_inventory::config::Config;
 use aeronode_inventory::handler::{App, Settings};
 use aeronode_inventory::outbound::EventBridgeBus;
-use aeronode_inventory::{db, lambda, telemetry};
+use aeronode_inventory::rds_iam::IamPool;
+use aeronode_inventory::{db, lambda, metrics, telemetry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -13,14 +14,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(error = %error, "configuration is invalid; not starting");
     })?;
-    let pool = db::pool(config.database);
+    // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (pool, iam) = if config.iam_auth {
+        let iam = IamPool::from_sdk_config(config.database, &aws)?;
+        (iam.pool().clone(), Some(iam))
+    } else {
+        (db::pool(config.database), None)
+    };
     if std::env::args().nth(1).as_deref() == Some("migrate") {
+        if let Some(iam) = &iam {
+            iam.renew_token().await?;
+        }
         db::MIGRATOR.run(&pool).await?;
         tracing::info!("migrations applied");
         return Ok(());
     }
-    // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let bus = EventBridgeBus::new(
         aws_sdk_eventbridge::Client::new(&aws),
         config.event_bus_name,
@@ -29,5 +38,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         lock_ttl: config.lock_ttl,
         relay: config.relay,
     };
-    lambda::run(App::new(pool, bus, settings)).await
+    let metrics = metrics::install()
+        .inspect_err(|error| tracing::warn!(error = %error, "metrics are off"))
+        .ok();
+    lambda::run(App::new(pool, bus, settings), iam, metrics).await
 }

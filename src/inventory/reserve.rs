@@ -12,6 +12,7 @@ use crate::domain::{
     SeatReserved, SeatStatus,
 };
 use crate::inbound::{ReserveSeats, SeatSelection};
+use crate::metrics;
 
 /// A lost race is re-read and retried at most this many times in all.
 const MAX_ATTEMPTS: u32 = 8;
@@ -33,7 +34,12 @@ pub async fn reserve(
         };
         let released = expire_lapsed_holders(&mut tx, &mut read, &request.causation_id).await?;
         let expires_at = read.decided_at + ttl.0;
-        let (event, seats) = match decide(request, &read, &lost_to_others) {
+        let decision = decide(request, &read, &lost_to_others);
+        let refused = match &decision {
+            Decision::Refuse { reason, .. } => Some(*reason),
+            Decision::Take(_) => None,
+        };
+        let (event, seats) = match decision {
             Decision::Refuse {
                 reason,
                 seats,
@@ -72,6 +78,11 @@ pub async fn reserve(
         let taken = take_and_record(&mut tx, request, &event, &seats, expires_at).await?;
         if taken.len() == seats.len() {
             tx.commit().await?;
+            match refused {
+                Some(reason) => metrics::reservation_refused(reason),
+                None => metrics::seats_reserved(seats.len()),
+            }
+            metrics::optimistic_lock_retries(attempt);
             return Ok(Reservation::Decided {
                 event,
                 released,

@@ -91,6 +91,9 @@ pub async fn publish(
         .bind(&rejected)
         .execute(pool)
         .await?;
+    if !rejected.is_empty() {
+        crate::metrics::outbox_publish_failures(rejected.len());
+    }
     match report.rejected.first() {
         None => Ok(()),
         Some(first) => Err(PublishError {

@@ -1,11 +1,16 @@
 //! Integration tests: the library handler against a real PostgreSQL (a fresh database per
 //! test, migrations applied), and the real binary end to end.
 
+mod aws_emulator;
 mod concurrency;
+mod e2e;
 mod helpers;
 mod idempotency;
+mod lifecycle;
 mod outbox;
+mod rds_iam;
 mod reserve;
+mod runtime_api;
 mod schemas;
 
 /// Logs stay quiet unless TEST_LOG is set.

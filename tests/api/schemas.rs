@@ -52,8 +52,15 @@ fn assert_valid(validator: &jsonschema::Validator, detail: &Value) {
 fn every_sample_detail_matches_its_schema() {
     for (sample_name, schema_name) in [
         ("order-created.json", "order-created"),
+        ("order-created-any-seat.json", "order-created"),
+        ("payment-succeeded.json", "payment-succeeded"),
+        ("payment-failed.json", "payment-failed"),
+        ("order-cancelled.json", "order-cancelled"),
         ("seat-reserved.json", "seat-reserved"),
         ("seat-reservation-failed.json", "seat-reservation-failed"),
+        ("seat-booked.json", "seat-booked"),
+        ("seat-booking-failed.json", "seat-booking-failed"),
+        ("seat-released.json", "seat-released"),
     ] {
         assert_valid(&schema(schema_name), &sample(sample_name)["detail"]);
     }

@@ -1,0 +1,61 @@
+//! The service's CloudWatch metrics, in Embedded Metric Format: JSON lines on stdout that
+//! CloudWatch turns into metrics. Every name lives here; `template.yaml`'s alarms use them.
+//! Without an installed recorder (tests, benchmarks) every call is a no-op.
+
+use metrics::{Unit, counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_cloudwatch_embedded::Collector;
+
+use crate::domain::FailureReason;
+
+pub const NAMESPACE: &str = "SkyLedger/Inventory";
+pub const SERVICE: &str = "aeronode-inventory";
+
+/// Installs the EMF recorder once per cold start; flush it after each invocation.
+pub fn install() -> Result<&'static Collector, metrics_cloudwatch_embedded::Error> {
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(NAMESPACE)
+        .with_dimension("Service", SERVICE)
+        .init()?;
+    describe_histogram!("HandlerDuration", Unit::Milliseconds, "time in the handler");
+    describe_gauge!(
+        "OutboxPendingAgeSeconds",
+        Unit::Seconds,
+        "oldest pending outbox entry"
+    );
+    Ok(collector)
+}
+
+pub fn cold_start() {
+    counter!("ColdStart").increment(1);
+}
+
+pub fn seats_reserved(seats: usize) {
+    counter!("Reservations").increment(1);
+    counter!("SeatsReserved").increment(seats as u64);
+}
+
+pub fn reservation_refused(reason: FailureReason) {
+    counter!("ReservationFailures", "Reason" => reason.as_str()).increment(1);
+}
+
+pub fn optimistic_lock_retries(lost_races: u32) {
+    counter!("OptimisticLockRetries").increment(u64::from(lost_races));
+}
+
+pub fn outbox_publish_failures(rejected: usize) {
+    counter!("OutboxPublishFailures").increment(rejected as u64);
+}
+
+/// Age of the oldest outbox entry still pending; alarmed on in the template.
+pub fn outbox_pending_age(seconds: f64) {
+    gauge!("OutboxPendingAgeSeconds").set(seconds);
+}
+
+/// Orders whose expired holds were released (by the sweeper, lazily, or by a late payment).
+pub fn expired_holds_released(orders: usize) {
+    counter!("ExpiredHoldsReleased").increment(orders as u64);
+}
+
+pub fn handler_duration(elapsed: std::time::Duration) {
+    histogram!("HandlerDuration").record(elapsed.as_secs_f64() * 1e3);
+}
