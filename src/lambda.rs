@@ -59,10 +59,8 @@ pub async fn run<B: EventBus + 'static>(
             // recursion limit of the runtime's nested futures; one allocation per invocation.
             let result = Box::pin(app.handle(event.payload)).await.map(|_| ());
             crate::metrics::handler_duration(started.elapsed());
-            if let Some(collector) = metrics {
-                if let Err(error) = collector.flush(std::io::stdout().lock()) {
-                    tracing::warn!(error = %error, "metrics could not be written");
-                }
+            if let Some(Err(error)) = metrics.map(|c| c.flush(std::io::stdout().lock())) {
+                tracing::warn!(error = %error, "metrics could not be written");
             }
             result
         }
