@@ -2,11 +2,14 @@
 //! per cold start, then the Lambda runtime loop. `aeronode-inventory migrate` instead
 //! applies `database/migrations` and exits; migrations never run on a cold start.
 
+use std::time::Duration;
+
 use aeronode_inventory::config::Config;
 use aeronode_inventory::handler::{App, Settings};
 use aeronode_inventory::outbound::EventBridgeBus;
 use aeronode_inventory::rds_iam::IamPool;
 use aeronode_inventory::{db, lambda, metrics, telemetry};
+use aws_config::timeout::TimeoutConfig;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,7 +18,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %error, "configuration is invalid; not starting");
     })?;
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // The SDK sets no read timeout by default: an endpoint that accepts and never answers
+    // would hold the invocation until Lambda's timeout instead of failing it for a retry.
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     let (pool, iam) = if config.iam_auth {
         let iam = IamPool::from_sdk_config(config.database, &aws)?;
         (iam.pool().clone(), Some(iam))

@@ -1,0 +1,500 @@
+//! The compiled binary, end to end: run by a local Lambda Runtime API, on a fresh
+//! database, publishing through moto's EventBridge to an SQS queue.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::aws_emulator::{self, ACCESS_KEY, BUS, Moto, Queue, REGION};
+use crate::helpers::{TestApp, order_created, sample, uuid};
+use crate::runtime_api::{Invocation, RuntimeApi};
+
+/// The order of `events/order-created.json`, for seats 12A and 12B.
+const SAMPLE_ORDER: &str = "b6f7c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
+/// Bound on every wait for something that should happen at once.
+const SOON: Duration = Duration::from_secs(10);
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the_rule(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let db = TestApp::spawn(options.clone()).await;
+    let moto = Moto::start().await;
+    let queue = moto.route_inventory_events_to_queue().await;
+    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let order = sample("order-created.json");
+
+    let logged_before = binary.log_lines().len();
+    let outcome = binary.invoke(order.clone()).await;
+    let logged = binary.log_lines().split_off(logged_before);
+
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
+    let arrived = one_event(&queue).await;
+    assert_eq!(arrived["source"], "skyledger.inventory");
+    assert_eq!(arrived["detail-type"], "SeatReserved");
+    assert_eq!(arrived["detail"]["orderId"], SAMPLE_ORDER);
+    assert_eq!(arrived["detail"]["causationId"], order["id"]);
+    assert_eq!(seat_numbers(&arrived["detail"]["seats"]), ["12A", "12B"]);
+    let stored = outbox(&db.db).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(arrived["detail"]["eventId"], stored[0].event_id.to_string());
+    assert!(stored[0].published, "the outbox row is marked published");
+    assert_eq!(db.seat("12A").await.0, "LOCKED");
+    assert_eq!(db.seat("12B").await.0, "LOCKED");
+    assert_logged_in_invocation_span(&logged, SAMPLE_ORDER, &order["id"]);
+
+    let rival = order_created(Uuid::new_v4(), &["12A", "12B"]);
+    let outcome = binary.invoke(rival.clone()).await;
+
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
+    let arrived = one_event(&queue).await;
+    assert_eq!(arrived["detail-type"], "SeatReservationFailed");
+    assert_eq!(arrived["detail"]["orderId"], rival["detail"]["orderId"]);
+    assert_eq!(arrived["detail"]["reason"], "SEAT_UNAVAILABLE");
+    assert_eq!(arrived["detail"]["unavailableSeats"], json!(["12A", "12B"]));
+    assert!(db.inconsistent_seats().await.is_empty());
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn an_unreadable_event_fails_the_invocation_and_holds_nothing(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let db = TestApp::spawn(options.clone()).await;
+    let moto = Moto::start().await;
+    let queue = moto.route_inventory_events_to_queue().await;
+    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+
+    let outcome = binary
+        .invoke(json!({"orderId": SAMPLE_ORDER, "seats": ["12A"]}))
+        .await;
+
+    let Invocation::Error { error_type, .. } = outcome else {
+        panic!("expected the invocation to fail, got {outcome:?}");
+    };
+    assert!(error_type.starts_with("Rejected."), "{error_type}");
+    assert_eq!(db.count("SELECT count(*) FROM reservations").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM inventory_locks").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM outbox").await, 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM flight_seats WHERE status <> 'AVAILABLE'")
+            .await,
+        0
+    );
+    assert_eq!(queue.receive(0, SOON).await, Vec::<Value>::new());
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_crash_between_commit_and_publish_loses_nothing(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let db = TestApp::spawn(options.clone()).await;
+    let order = sample("order-created.json");
+    crash_after_commit(&options, &db, &order).await;
+
+    assert_eq!(db.seat("12A").await.0, "LOCKED");
+    assert_eq!(db.seat("12B").await.0, "LOCKED");
+    let pending = outbox(&db.db).await;
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].published, "the crash left the event pending");
+
+    // Lambda retries the same event on a fresh instance.
+    let moto = Moto::start().await;
+    let queue = moto.route_inventory_events_to_queue().await;
+    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let outcome = binary.invoke(order).await;
+
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
+    let arrived = one_event(&queue).await;
+    assert_eq!(arrived["detail-type"], "SeatReserved");
+    assert_eq!(
+        arrived["detail"]["eventId"],
+        pending[0].event_id.to_string()
+    );
+    let stored = outbox(&db.db).await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].published, "the retry marked the row published");
+    assert_eq!(db.active_holds(uuid(SAMPLE_ORDER)).await, ["12A", "12B"]);
+    assert_eq!(
+        db.count("SELECT count(*) FROM inventory_locks").await,
+        2,
+        "held once"
+    );
+    assert!(db.inconsistent_seats().await.is_empty());
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_crash_between_commit_and_publish_is_repaired_by_the_outbox_relay(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let db = TestApp::spawn(options.clone()).await;
+    crash_after_commit(&options, &db, &sample("order-created.json")).await;
+    let pending = outbox(&db.db).await;
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].published, "the crash left the event pending");
+    let moto = Moto::start().await;
+    let queue = moto.route_inventory_events_to_queue().await;
+    let grace = [("OUTBOX_GRACE_SECONDS", "1")];
+    let mut binary = Binary::start(&options, &moto.endpoint(), &grace).await;
+    eventually("the pending row is past the grace period", async || {
+        db.count(
+            "SELECT count(*) FROM outbox
+             WHERE published_at IS NULL AND created_at < now() - interval '1.1 seconds'",
+        )
+        .await
+            == 1
+    })
+    .await;
+
+    let outcome = binary.invoke(sample("scheduled.json")).await;
+
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
+    let arrived = one_event(&queue).await;
+    assert_eq!(
+        arrived["detail"]["eventId"],
+        pending[0].event_id.to_string()
+    );
+    assert!(outbox(&db.db).await[0].published);
+
+    let outcome = binary.invoke(sample("scheduled.json")).await;
+
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
+    assert_eq!(
+        queue.receive(0, SOON).await,
+        Vec::<Value>::new(),
+        "published once"
+    );
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn putevents_failing_makes_the_invocation_fail_and_a_retry_publishes_once(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let db = TestApp::spawn(options.clone()).await;
+    let mut moto = Moto::start().await;
+    moto.stop().await;
+    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let order = sample("order-created.json");
+
+    let outcome = binary.invoke(order.clone()).await;
+
+    let Invocation::Error { error_type, .. } = outcome else {
+        panic!("expected the invocation to fail, got {outcome:?}");
+    };
+    assert_eq!(error_type, "Retryable.PublishFailed");
+    assert_eq!(db.active_holds(uuid(SAMPLE_ORDER)).await, ["12A", "12B"]);
+    let pending = outbox(&db.db).await;
+    assert_eq!(pending.len(), 1);
+    assert!(!pending[0].published);
+
+    moto.restart().await;
+    let queue = moto.route_inventory_events_to_queue().await;
+    let outcome = binary.invoke(order).await;
+
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
+    let arrived = one_event(&queue).await;
+    assert_eq!(
+        arrived["detail"]["eventId"],
+        pending[0].event_id.to_string()
+    );
+    let stored = outbox(&db.db).await;
+    assert!(stored[0].published);
+    assert_eq!(stored[0].publish_attempts, 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM inventory_locks").await,
+        2,
+        "held once"
+    );
+}
+
+/// Runs the binary against an endpoint that accepts and never answers, delivers the
+/// order, and kills it (-9) once the order is committed and PutEvents is under way.
+async fn crash_after_commit(options: &PgConnectOptions, db: &TestApp, order: &Value) {
+    let black_hole = BlackHole::start().await;
+    let binary = Binary::start(options, &black_hole.endpoint(), &[]).await;
+
+    let _unanswered = binary.runtime.submit(order.clone());
+    eventually(
+        "the order is committed and PutEvents is under way",
+        async || {
+            black_hole.connections() > 0
+                && db
+                    .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .await
+                    == 1
+        },
+    )
+    .await;
+
+    binary.crash().await;
+}
+
+/// The `aeronode-inventory` binary as Lambda runs it: its own Runtime API, settings from
+/// the environment only, its log in a file (printed if the test fails).
+struct Binary {
+    process: Child,
+    runtime: RuntimeApi,
+    log: std::path::PathBuf,
+}
+
+impl Binary {
+    /// Starts the binary and waits for its first `/next`, the end of its cold start.
+    async fn start(options: &PgConnectOptions, aws_endpoint: &str, env: &[(&str, &str)]) -> Self {
+        let runtime = RuntimeApi::start().await;
+        let (log, file) = aws_emulator::log_file("binary");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aeronode-inventory"));
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "aeronode-inventory")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("DATABASE_URL", database_url(options))
+            .env("EVENT_BUS_NAME", BUS)
+            .env("LOCK_TTL_SECONDS", "900")
+            .env("RUST_LOG", "info")
+            .env("AWS_ENDPOINT_URL", aws_endpoint)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", ACCESS_KEY)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("the log file can be shared"))
+            .stderr(file)
+            .kill_on_drop(true);
+        if let Some(password) = std::env::var_os("PGPASSWORD") {
+            command.env("PGPASSWORD", password);
+        }
+        let mut process = command.spawn().expect("the binary starts");
+        tokio::select! {
+            _ = runtime.next_requests(1, SOON) => {}
+            status = process.wait() => panic!(
+                "the binary exited ({status:?}) before asking for an event; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
+        }
+        Self {
+            process,
+            runtime,
+            log,
+        }
+    }
+
+    async fn invoke(&mut self, event: Value) -> Invocation {
+        tokio::select! {
+            outcome = self.runtime.invoke(event) => outcome,
+            status = self.process.wait() => panic!("the binary exited ({status:?}) during an invocation"),
+        }
+    }
+
+    /// `kill -9`, and wait until it is gone.
+    async fn crash(mut self) {
+        self.process.kill().await.expect("the binary can be killed");
+    }
+
+    fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.process.start_kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of the binary ({}) ---\n{}",
+                self.log.display(),
+                self.log_lines().join("\n")
+            );
+        }
+    }
+}
+
+/// A loopback endpoint that accepts connections and never answers: a request to it hangs.
+struct BlackHole {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl BlackHole {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let port = listener.local_addr().expect("a bound address").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        Self {
+            port,
+            connections,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct OutboxRow {
+    event_id: Uuid,
+    published: bool,
+    publish_attempts: i32,
+}
+
+async fn outbox(db: &PgPool) -> Vec<OutboxRow> {
+    sqlx::query(
+        "SELECT event_id, published_at IS NOT NULL AS published, publish_attempts
+         FROM outbox ORDER BY created_at",
+    )
+    .fetch_all(db)
+    .await
+    .expect("the outbox can be read")
+    .iter()
+    .map(|row| OutboxRow {
+        event_id: row.get("event_id"),
+        published: row.get("published"),
+        publish_attempts: row.get("publish_attempts"),
+    })
+    .collect()
+}
+
+/// The invocation flushed one CloudWatch EMF document: the cold start, the reservation,
+/// and how long the handler took, in the service's namespace.
+fn assert_one_metrics_document_of_a_reservation(lines: &[Value]) {
+    let documents: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line.get("_aws").is_some())
+        .collect();
+    assert_eq!(
+        documents.len(),
+        1,
+        "one EMF document per invocation: {documents:?}"
+    );
+    let document = documents[0];
+    let directive = &document["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "SkyLedger/Inventory", "{document}");
+    assert_eq!(
+        directive["Dimensions"],
+        serde_json::json!([["Service"]]),
+        "{document}"
+    );
+    assert_eq!(document["Service"], "aeronode-inventory");
+    assert_eq!(document["ColdStart"], 1, "{document}");
+    assert_eq!(document["Reservations"], 1, "{document}");
+    assert_eq!(document["SeatsReserved"], 2, "{document}");
+    assert!(
+        document["HandlerDuration"][0]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0),
+        "{document}"
+    );
+}
+
+/// Every line is JSON. Each log line was logged inside the invocation's span, and that
+/// span names the order and the incoming event. Metric records (CloudWatch embedded
+/// metric format, an `_aws` key) are not log lines and carry no span.
+fn assert_logged_in_invocation_span(lines: &[String], order_id: &str, event_id: &Value) {
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let logs: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line.get("_aws").is_none())
+        .collect();
+    assert!(!logs.is_empty(), "the invocation logged nothing");
+    assert_one_metrics_document_of_a_reservation(&lines);
+    for line in logs {
+        let span = &line["span"];
+        assert_eq!(span["name"], "invocation", "{line}");
+        assert!(span["requestId"].is_string(), "{line}");
+        assert_eq!(span["orderId"], order_id, "{line}");
+        assert_eq!(&span["eventId"], event_id, "{line}");
+    }
+}
+
+/// The one event that arrived in the queue; fails if none or more than one did.
+async fn one_event(queue: &Queue) -> Value {
+    let mut arrived = queue.receive(1, SOON).await;
+    assert_eq!(arrived.len(), 1, "expected exactly one event: {arrived:#?}");
+    arrived.remove(0)
+}
+
+fn seat_numbers(seats: &Value) -> Vec<&str> {
+    let seats = seats.as_array().map(Vec::as_slice).unwrap_or_default();
+    seats
+        .iter()
+        .filter_map(|seat| seat["seatNumber"].as_str())
+        .collect()
+}
+
+/// Polls `check` until it holds; panics after [`SOON`].
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + SOON;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {SOON:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The test database as a URL for the binary; the password, if any, goes as PGPASSWORD.
+fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
