@@ -1,5 +1,5 @@
 use aws_sdk_eventbridge::Client;
-use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::{EventBus, MAX_ENTRIES_PER_PUT, PublishReport, Rejection};
@@ -42,7 +42,12 @@ impl EventBridgeBus {
         {
             Ok(output) => output,
             Err(error) => {
-                let reason = DisplayErrorContext(&error).to_string();
+                // The service's own code and message when it answered; the cause chain
+                // (connection refused, timeout) when it did not.
+                let reason = match (error.code(), error.message()) {
+                    (Some(code), Some(message)) => format!("{code}: {message}"),
+                    _ => DisplayErrorContext(&error).to_string(),
+                };
                 tracing::warn!(error = %reason, entries = batch.len(), "PutEvents failed");
                 report
                     .rejected

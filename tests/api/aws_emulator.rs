@@ -198,7 +198,7 @@ impl Queue {
     }
 }
 
-fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let credentials = Credentials::new(ACCESS_KEY, ACCESS_KEY, None, None, "aeronode-tests");
     aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())

@@ -4,6 +4,7 @@
 mod aws_emulator;
 mod concurrency;
 mod e2e;
+mod eventbridge;
 mod helpers;
 mod idempotency;
 mod lifecycle;
