@@ -23,8 +23,9 @@ for file in database/migrations/*.sql database/seeds/*.sql database/seeds/*.sql;
 done
 psql "$DATABASE_URL" -q -c "DROP DATABASE $scratch"
 
-log "template checks and the SAM build"
-bash scripts/check-template.sh --build
 
 log "cargo test (unit, integration on real PostgreSQL, end to end on the real binary)"
 cargo test --all-targets
+
+log "template checks and the SAM build"
+bash scripts/check-template.sh --build

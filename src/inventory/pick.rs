@@ -2,13 +2,10 @@
 
 use crate::domain::HeldSeat;
 
-/// Concurrent orders spread over the first few equally good choices instead of all
-/// reaching for the same seats.
-const SPREAD: usize = 4;
-
-/// Picks `count` of the free `candidates`: a run of neighbours in one row if there is one
-/// (one of the first few, by `spread`), else seats of one row, else the first free seats
-/// front to back. `None` if there are not enough.
+/// Picks `count` of the free `candidates`: a run of neighbours in one row if there is one,
+/// else seats of one row, else free seats front to back. Among equally good choices
+/// `spread` decides, so that concurrent orders (each with its own spread) reach for
+/// different seats instead of all racing for the first ones. `None` if there are not enough.
 pub fn pick(candidates: &[HeldSeat], count: usize, spread: u64) -> Option<Vec<HeldSeat>> {
     if count == 0 || candidates.len() < count {
         return None;
@@ -28,13 +25,15 @@ pub fn pick(candidates: &[HeldSeat], count: usize, spread: u64) -> Option<Vec<He
                 .all(|pair| pair[1].seat_number.letter() == pair[0].seat_number.letter() + 1)
         })
         .collect();
+    let nth = |choices: usize| (spread % choices as u64) as usize;
+    let roomy: Vec<&&[&HeldSeat]> = rows.iter().filter(|row| row.len() >= count).collect();
     let chosen: Vec<&HeldSeat> = if !runs.is_empty() {
-        let choice = (spread % runs.len().min(SPREAD) as u64) as usize;
-        runs[choice].to_vec()
-    } else if let Some(row) = rows.iter().find(|row| row.len() >= count) {
-        row[..count].to_vec()
+        runs[nth(runs.len())].to_vec()
+    } else if !roomy.is_empty() {
+        roomy[nth(roomy.len())][..count].to_vec()
     } else {
-        seats[..count].to_vec()
+        let start = nth(seats.len() - count + 1);
+        seats[start..start + count].to_vec()
     };
     Some(chosen.into_iter().cloned().collect())
 }
@@ -74,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_orders_spread_over_the_first_runs() {
+    fn concurrent_orders_spread_over_the_runs() {
         let seats = ["1A", "1B", "2A", "2B", "3A", "3B"];
         assert_eq!(picked(&seats, 2, 1), Some(vec!["2A".into(), "2B".into()]));
         assert_eq!(picked(&seats, 2, 2), Some(vec!["3A".into(), "3B".into()]));

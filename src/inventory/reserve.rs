@@ -34,7 +34,7 @@ pub async fn reserve(
         };
         let released = expire_lapsed_holders(&mut tx, &mut read, &request.causation_id).await?;
         let expires_at = read.decided_at + ttl.0;
-        let decision = decide(request, &read, &lost_to_others);
+        let decision = decide(request, &read, &lost_to_others, attempt);
         let refused = match &decision {
             Decision::Refuse { reason, .. } => Some(*reason),
             Decision::Take(_) => None,
@@ -225,7 +225,7 @@ fn refuse(reason: FailureReason, seats: Vec<String>, message: String) -> Decisio
     }
 }
 
-fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid]) -> Decision {
+fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid], attempt: u32) -> Decision {
     let flight = request.flight_id;
     match read.departed {
         None => {
@@ -248,7 +248,10 @@ fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid]) -> Decis
                 .filter(|s| !lost_to_others.contains(&s.seat.seat_id))
                 .map(|s| s.seat.clone())
                 .collect();
-            let spread = request.order_id.as_uuid().as_u64_pair().1;
+            // Per order, and moved on after a lost race, so two orders that collided once
+            // do not collide again on the next choice.
+            let spread = request.order_id.as_uuid().as_u64_pair().1
+                ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             match pick::pick(&free, usize::from(*count), spread) {
                 Some(seats) => Decision::Take(seats),
                 None => {

@@ -133,4 +133,5 @@ async fn racing_orders_never_hold_a_seat_twice_and_each_gets_one_answer(
         reserved > 0 && reserved < ORDERS,
         "the race had winners and losers"
     );
+    instances[0].assert_consistent().await;
 }

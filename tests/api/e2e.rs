@@ -65,7 +65,7 @@ async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the
     assert_eq!(arrived["detail"]["orderId"], rival["detail"]["orderId"]);
     assert_eq!(arrived["detail"]["reason"], "SEAT_UNAVAILABLE");
     assert_eq!(arrived["detail"]["unavailableSeats"], json!(["12A", "12B"]));
-    assert!(db.inconsistent_seats().await.is_empty());
+    db.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -98,6 +98,7 @@ async fn an_unreadable_event_fails_the_invocation_and_holds_nothing(
         0
     );
     assert_eq!(queue.receive(0, SOON).await, Vec::<Value>::new());
+    db.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -140,7 +141,7 @@ async fn a_crash_between_commit_and_publish_loses_nothing(
         2,
         "held once"
     );
-    assert!(db.inconsistent_seats().await.is_empty());
+    db.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -188,6 +189,7 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_outbox_relay(
         Vec::<Value>::new(),
         "published once"
     );
+    db.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -233,6 +235,72 @@ async fn putevents_failing_makes_the_invocation_fail_and_a_retry_publishes_once(
         2,
         "held once"
     );
+    db.assert_consistent().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_applies_the_schema_and_is_safe_to_run_again(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let db = PgPoolOptions::new()
+        .connect_with(options.clone())
+        .await
+        .expect("connects");
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/database/migrations"))
+        .expect("the migrations folder")
+        .count() as i64;
+
+    for run in 1..=2 {
+        let output = Command::new(env!("CARGO_BIN_EXE_aeronode-inventory"))
+            .arg("migrate")
+            .env_clear()
+            .env("DATABASE_URL", database_url(&options))
+            .env("AWS_REGION", REGION)
+            .envs(std::env::var_os("PGPASSWORD").map(|p| ("PGPASSWORD", p)))
+            .output()
+            .await
+            .expect("the binary runs");
+        assert!(
+            output.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&db)
+        .await
+        .expect("the migrations are recorded");
+    assert_eq!(applied, migrations, "each migration applied once");
+    let seats: i64 = sqlx::query_scalar("SELECT count(*) FROM flight_seats")
+        .fetch_one(&db)
+        .await
+        .expect("the schema exists");
+    assert_eq!(seats, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_cold_start_never_migrates(_: PgPoolOptions, options: PgConnectOptions) {
+    let db = PgPoolOptions::new()
+        .connect_with(options.clone())
+        .await
+        .expect("connects");
+    let mut binary = Binary::start(&options, "http://127.0.0.1:1", &[]).await;
+
+    let outcome = binary.invoke(sample("order-created.json")).await;
+
+    assert!(
+        matches!(&outcome, Invocation::Error { error_type, .. } if error_type.starts_with("Retryable.")),
+        "{outcome:?}"
+    );
+    let untouched: bool = sqlx::query_scalar(
+        "SELECT to_regclass('_sqlx_migrations') IS NULL AND to_regclass('flights') IS NULL",
+    )
+    .fetch_one(&db)
+    .await
+    .expect("the catalog is readable");
+    assert!(untouched, "the function created no schema");
 }
 
 /// Runs the binary against an endpoint that accepts and never answers, delivers the

@@ -92,5 +92,9 @@ async fn an_unreachable_endpoint_rejects_every_event() {
 
     assert!(report.accepted.is_empty());
     assert_eq!(report.rejected.len(), 2);
-    assert!(report.rejected.iter().all(|r| r.reason.len() < 1_000), "{:?}", report.rejected);
+    assert!(
+        report.rejected.iter().all(|r| r.reason.len() < 1_000),
+        "{:?}",
+        report.rejected
+    );
 }

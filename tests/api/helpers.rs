@@ -137,6 +137,15 @@ impl TestApp {
             .expect("the count query runs")
     }
 
+    /// Fails the test if any seat breaks the invariant below.
+    pub async fn assert_consistent(&self) {
+        let broken = self.inconsistent_seats().await;
+        assert!(
+            broken.is_empty(),
+            "seats out of step with their holds: {broken:?}"
+        );
+    }
+
     /// The invariant every scenario must leave behind: each LOCKED seat has exactly one
     /// active hold, each BOOKED seat exactly one confirmed hold, each AVAILABLE seat none.
     /// Returns the seats that break it.

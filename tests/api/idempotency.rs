@@ -43,6 +43,7 @@ async fn the_same_event_three_times_in_a_row_holds_once_and_answers_identically(
     assert_eq!(app.active_holds(order).await, vec!["9A", "9B"]);
     assert_eq!(app.seat("9A").await, ("LOCKED".into(), 2), "taken once");
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 1);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -77,6 +78,7 @@ async fn the_same_event_three_times_at_once_on_three_instances_resolves_to_one_o
     );
     assert_eq!(instances[0].seat("10C").await, ("LOCKED".into(), 2));
     assert_eq!(instances[0].count("SELECT count(*) FROM outbox").await, 1);
+    instances[0].assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -103,6 +105,7 @@ async fn an_order_resent_under_a_new_event_id_gets_the_first_answer(
         "the first cause is kept"
     );
     assert_eq!(app.active_holds(order).await, vec!["8F"]);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -124,6 +127,7 @@ async fn a_refused_order_is_refused_the_same_way_when_redelivered(
     assert_eq!(first.detail_type, DetailType::SeatReservationFailed);
     assert_eq!(second, first);
     assert_eq!(app.seat("6B").await, ("AVAILABLE".into(), 1));
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -166,4 +170,5 @@ async fn an_order_id_reused_for_other_seats_is_refused_and_changes_nothing(
         "a refusal keeps its eventId"
     );
     assert_eq!(FLIGHT, detail_of(&original)["flightId"]);
+    app.assert_consistent().await;
 }

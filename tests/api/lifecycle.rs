@@ -65,6 +65,7 @@ async fn a_payment_sells_the_held_seats_and_a_second_one_is_answered_the_same(
     );
     assert!(app.inconsistent_seats().await.is_empty());
     assert_all_match_their_schemas(&app.published());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -91,6 +92,7 @@ async fn a_payment_for_an_order_that_holds_nothing_here_is_hold_not_found(
         "the other order's hold stands"
     );
     assert_all_match_their_schemas(&app.published());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -132,6 +134,7 @@ async fn a_late_payment_after_expiry_and_resale_fails_and_leaves_the_new_hold_al
     assert_eq!(app.holds(a).await, vec![("1A".into(), "EXPIRED".into())]);
     assert!(app.inconsistent_seats().await.is_empty());
     assert_all_match_their_schemas(&app.published());
+    short.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -167,6 +170,7 @@ async fn a_reservation_takes_a_seat_whose_hold_lapsed_before_any_sweeper_ran(
         ]
     );
     assert!(app.inconsistent_seats().await.is_empty());
+    short.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -188,7 +192,7 @@ async fn a_payment_arriving_after_the_hold_lapsed_releases_it_and_fails(
     assert_eq!(detail["reason"], "HOLD_EXPIRED");
     assert_eq!(app.published_for(order, DetailType::SeatReleased).len(), 1);
     assert_eq!(app.seat("16C").await, ("AVAILABLE".into(), 3));
-    assert!(app.inconsistent_seats().await.is_empty());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -231,6 +235,7 @@ async fn a_failed_payment_releases_the_holds_once(_: PgPoolOptions, options: PgC
     );
     assert!(app.inconsistent_seats().await.is_empty());
     assert_all_match_their_schemas(&app.published());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -266,7 +271,7 @@ async fn a_cancellation_after_the_sale_returns_the_seats_but_a_failed_payment_do
         DetailType::SeatReserved,
         "the seat is on sale again"
     );
-    assert!(app.inconsistent_seats().await.is_empty());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -315,6 +320,7 @@ async fn confirmation_racing_expiry_ends_booked_or_released_never_both(
         assert!(payer.inconsistent_seats().await.is_empty(), "run {run}");
     }
     assert!(!outcomes.is_empty());
+    payer.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -344,6 +350,7 @@ async fn an_any_seat_order_gets_neighbours_in_one_row_of_its_cabin(
         "side by side: {seats:?}"
     );
     assert_all_match_their_schemas(&app.published());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -427,4 +434,5 @@ async fn fifty_concurrent_any_seat_orders_share_a_cabin_of_sixty_without_overlap
     assert_eq!(business_taken, 0, "no seat from another cabin");
     assert!(db.inconsistent_seats().await.is_empty());
     assert_all_match_their_schemas(&all);
+    instances[0].assert_consistent().await;
 }

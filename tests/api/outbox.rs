@@ -68,6 +68,7 @@ async fn when_putevents_fails_after_commit_the_retry_publishes_the_pending_event
         "not taken twice"
     );
     assert_eq!(app.active_holds(order).await, vec!["2A", "2B"]);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -100,6 +101,7 @@ async fn the_relay_publishes_a_straggler_once(_: PgPoolOptions, options: PgConne
     );
     let published: Vec<Uuid> = app.published().iter().map(|e| e.event_id).collect();
     assert_eq!(published, pending);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -150,6 +152,7 @@ async fn a_partial_putevents_failure_resends_only_the_rejected_entry(
         attempts, 3,
         "the original try, the rejected one and the resend"
     );
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -183,6 +186,7 @@ async fn two_relays_at_once_publish_each_entry_once(_: PgPoolOptions, options: P
     assert_eq!(before, sent.len(), "no entry published by both relays");
     assert_eq!(sent.len(), 20);
     assert!(pending_ids(&left).await.is_empty());
+    writer.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -214,4 +218,5 @@ async fn the_relay_prunes_published_entries_past_retention_only(
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 1);
     let stays: Value = serde_json::json!(app.count("SELECT count(*) FROM reservations").await);
     assert_eq!(stays, 2, "the orders' outcomes are kept beyond the outbox");
+    app.assert_consistent().await;
 }

@@ -45,7 +45,7 @@ async fn the_sample_order_holds_its_seats_and_answers_seat_reserved(
         vec!["12A", "12B"]
     );
     assert_eq!(app.published().len(), 1, "exactly one answer is published");
-    assert!(app.inconsistent_seats().await.is_empty());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -82,6 +82,7 @@ async fn the_hold_lasts_the_lock_ttl_from_the_decision(
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -113,7 +114,7 @@ async fn a_two_seat_order_with_one_seat_gone_holds_neither_and_names_the_gone_se
         "5B stays with the first order"
     );
     assert!(app.active_holds(second).await.is_empty());
-    assert!(app.inconsistent_seats().await.is_empty());
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -159,6 +160,7 @@ async fn business_refusals_are_answers_that_change_no_seat(
         0
     );
     assert_eq!(app.published().len(), 3);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -204,6 +206,7 @@ async fn malformed_orders_with_a_readable_order_id_are_refused_as_invalid_and_ho
         "nothing recorded"
     );
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -236,6 +239,7 @@ async fn events_without_a_readable_order_fail_the_invocation_and_publish_nothing
     }
     assert!(app.published().is_empty());
     assert_eq!(app.count("SELECT count(*) FROM inventory_locks").await, 0);
+    app.assert_consistent().await;
 }
 
 #[sqlx::test(
@@ -264,7 +268,8 @@ async fn no_statement_is_left_prepared_on_the_session(_: PgPoolOptions, options:
         .await
         .expect("pg_prepared_statements is readable");
     let backend_changed: bool = sqlx::query_scalar(
-        "SELECT count(*) > 1 FROM pg_stat_activity WHERE application_name = 'aeronode-inventory'",
+        "SELECT count(*) > 1 FROM pg_stat_activity
+         WHERE application_name = 'aeronode-inventory' AND datname = current_database()",
     )
     .persistent(false)
     .fetch_one(&mut *session)
@@ -276,4 +281,5 @@ async fn no_statement_is_left_prepared_on_the_session(_: PgPoolOptions, options:
         "named prepared statements would pin an RDS Proxy connection"
     );
     assert!(!backend_changed, "the app used one connection");
+    app.assert_consistent().await;
 }

@@ -130,4 +130,5 @@ async fn every_kind_of_answer_the_code_emits_matches_its_schema(
             json!("INVALID_REQUEST"),
         ]
     );
+    app.assert_consistent().await;
 }
