@@ -23,9 +23,9 @@ for file in database/migrations/*.sql database/seeds/*.sql database/seeds/*.sql;
 done
 psql "$DATABASE_URL" -q -c "DROP DATABASE $scratch"
 
-
 log "cargo test (unit, integration on real PostgreSQL, end to end on the real binary)"
-cargo test --all-targets
+# Benchmarks are not tests: they run on their own (BENCHMARKS.md).
+cargo test --lib --bins --tests
 
 log "template checks and the SAM build"
 bash scripts/check-template.sh --build
