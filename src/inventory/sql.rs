@@ -6,11 +6,15 @@
 //! row, then its holds and seats: one order's transitions are serialized, and nobody waits
 //! for an order row while holding seat rows, so they cannot deadlock.
 
-/// Claims the order id and reads the flight and the requested seats with their versions, in
-/// one round trip. No row back: the order was claimed before (a redelivery). One row with
-/// `departed` NULL: no such flight. `seat_id` NULL: none of the seats exist. `lapsed`: the
-/// seat's active hold is past its expiry, and may be taken once its holder is expired.
-pub const CLAIM_AND_READ_SEATS: &str = "
+/// Claims the order id and reads the flight and the seats `$filter` selects, with their
+/// versions, in one round trip. No row back: the order was claimed before (a redelivery).
+/// One row with `departed` NULL: no such flight. `seat_id` NULL: no seat matched.
+/// `lapsed`: the seat's active hold is past its expiry, and may be taken once its holder
+/// is expired.
+macro_rules! claim_and_read {
+    ($filter:literal) => {
+        concat!(
+            "
 WITH claim AS (
     INSERT INTO reservations (order_id, flight_id, request_fingerprint)
     VALUES ($1, $2, $3)
@@ -30,37 +34,25 @@ LEFT JOIN LATERAL (
     LEFT JOIN inventory_locks AS hold
            ON hold.seat_id = seat.seat_id AND hold.status = 'ACTIVE'
     WHERE seat.flight_id = flight.flight_id
-      AND seat.seat_number = ANY ($4::text[])
+      AND ",
+            $filter,
+            "
 ) AS seat ON true
-";
+"
+        )
+    };
+}
 
-/// Like [`CLAIM_AND_READ_SEATS`] for an any-seat order: every seat of the cabin (of any
-/// cabin when $4 is NULL) that is free, or held by a hold past its expiry.
-pub const CLAIM_AND_READ_FREE_SEATS: &str = "
-WITH claim AS (
-    INSERT INTO reservations (order_id, flight_id, request_fingerprint)
-    VALUES ($1, $2, $3)
-    ON CONFLICT (order_id) DO NOTHING
-    RETURNING created_at
-)
-SELECT claim.created_at                         AS decided_at,
-       flight.departure_utc <= claim.created_at AS departed,
-       seat.seat_id, seat.seat_number, seat.status, seat.version, seat.holder, seat.lapsed
-FROM claim
-LEFT JOIN flights AS flight
-       ON flight.flight_id = $2
-LEFT JOIN LATERAL (
-    SELECT seat.seat_id, seat.seat_number, seat.status::text AS status, seat.version,
-           hold.order_id AS holder, hold.expires_at <= claim.created_at AS lapsed
-    FROM flight_seats AS seat
-    LEFT JOIN inventory_locks AS hold
-           ON hold.seat_id = seat.seat_id AND hold.status = 'ACTIVE'
-    WHERE seat.flight_id = flight.flight_id
-      AND ($4::text IS NULL OR seat.cabin = CAST($4::text AS cabin_class))
+/// The requested seats ($4), whatever their state.
+pub const CLAIM_AND_READ_SEATS: &str = claim_and_read!("seat.seat_number = ANY ($4::text[])");
+
+/// For an any-seat order: every seat of the cabin ($4; any cabin when NULL) that is free,
+/// or held by a hold past its expiry.
+pub const CLAIM_AND_READ_FREE_SEATS: &str = claim_and_read!(
+    "($4::text IS NULL OR seat.cabin = CAST($4::text AS cabin_class))
       AND (seat.status = 'AVAILABLE'
-           OR (seat.status = 'LOCKED' AND hold.expires_at <= claim.created_at))
-) AS seat ON true
-";
+           OR (seat.status = 'LOCKED' AND hold.expires_at <= claim.created_at))"
+);
 
 /// Takes the seats at the versions read, holds them for the order, queues the outcome event
 /// and records it as the order's outcome: all of it, or (a lost race: some seat changed
