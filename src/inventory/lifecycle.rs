@@ -250,10 +250,9 @@ pub(super) async fn expire_orders(
     free_holds(tx, orders, ReleaseReason::HoldExpired, causation_id).await
 }
 
-/// Seats given back, and the `SeatReleased` queued for each order.
+/// The `SeatReleased` queued for each order whose seats were given back.
 pub(super) struct Freed {
     pub events: Vec<OutgoingEvent>,
-    pub seats: Vec<HeldSeat>,
 }
 
 /// Closes the orders' holds for `reason` and queues one `SeatReleased` per order. Expiry
@@ -295,7 +294,6 @@ async fn free_holds(
         ));
     }
     let mut events = Vec::with_capacity(by_order.len());
-    let mut seats = Vec::with_capacity(freed_count);
     for (order_id, flight_id, order_seats) in by_order {
         let released = SeatReleased {
             event_id: Uuid::new_v4(),
@@ -306,11 +304,9 @@ async fn free_holds(
             causation_id: causation_id.to_owned(),
         };
         events.push((order_id, released.to_event()?));
-        seats.extend(released.seats);
     }
     queue(tx, &events).await?;
     Ok(Freed {
         events: events.into_iter().map(|(_, event)| event).collect(),
-        seats,
     })
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{InventoryError, LockTtl, Reservation, lifecycle, pick, sql};
@@ -18,6 +18,7 @@ use crate::metrics;
 const MAX_ATTEMPTS: u32 = 8;
 
 /// Holds every requested seat for the order, or none, and records the outcome once.
+/// An optimistic read, then one all-or-nothing statement; a lost race reads again.
 pub async fn reserve(
     pool: &PgPool,
     request: &ReserveSeats,
@@ -26,14 +27,20 @@ pub async fn reserve(
     let fingerprint = request.fingerprint();
     // Seats an any-seat order failed to take because another order had them: not again.
     let mut lost_to_others: Vec<Uuid> = Vec::new();
+    let mut released = Vec::new();
+    let mut lost_races = 0;
     for attempt in 0..MAX_ATTEMPTS {
-        let mut tx = pool.begin().await?;
-        let Some(mut read) = claim_and_read(&mut tx, request, &fingerprint).await? else {
-            tx.rollback().await?;
-            return replay(pool, request).await;
-        };
-        let released = expire_lapsed_holders(&mut tx, &mut read, &request.causation_id).await?;
-        let expires_at = read.decided_at + ttl.0;
+        let read = read(pool, request).await?;
+        if let Some(earlier) = read.earlier {
+            return replay(request, &fingerprint, earlier);
+        }
+        let holders = read.lapsed_holders();
+        if !holders.is_empty() {
+            released.extend(expire_lapsed_holders(pool, &holders, &request.causation_id).await?);
+            continue;
+        }
+        let decided_at = read.read_at;
+        let expires_at = decided_at + ttl.0;
         let decision = decide(request, &read, &lost_to_others, attempt);
         let refused = match &decision {
             Decision::Refuse { reason, .. } => Some(*reason),
@@ -75,40 +82,65 @@ pub async fn reserve(
                 (reserved.to_event()?, seats)
             }
         };
-        let taken = take_and_record(&mut tx, request, &event, &seats, expires_at).await?;
-        if taken.len() == seats.len() {
-            tx.commit().await?;
+        let written = write(
+            pool,
+            request,
+            &fingerprint,
+            &event,
+            &seats,
+            decided_at,
+            expires_at,
+        )
+        .await?;
+        if written.claimed {
+            if written.taken != seats.len() {
+                return Err(InventoryError::Inconsistent(
+                    request.order_id.as_uuid(),
+                    "claimed, but not every locked seat was taken",
+                ));
+            }
             match refused {
                 Some(reason) => metrics::reservation_refused(reason),
                 None => metrics::seats_reserved(seats.len()),
             }
-            metrics::optimistic_lock_retries(attempt);
+            metrics::optimistic_lock_retries(lost_races);
             return Ok(Reservation::Decided {
                 event,
                 released,
-                lost_races: attempt,
+                lost_races,
             });
         }
+        if written.all_free {
+            // Another delivery of this order decided first: the next read replays it.
+            continue;
+        }
+        lost_races += 1;
         tracing::info!(attempt, "a seat changed since it was read; reading again");
-        tx.rollback().await?;
         if matches!(request.seats, SeatSelection::Any { .. }) {
-            lost_to_others.extend(
-                seats
-                    .iter()
-                    .map(|seat| seat.seat_id)
-                    .filter(|seat_id| !taken.contains(seat_id)),
-            );
+            lost_to_others.extend(written.lost);
         }
     }
     Err(InventoryError::Contention(MAX_ATTEMPTS))
 }
 
-/// What the optimistic read saw, in the transaction that claimed the order.
+/// What the optimistic read saw.
 struct Read {
-    decided_at: DateTime<Utc>,
+    read_at: DateTime<Utc>,
     /// `None`: no such flight.
     departed: Option<bool>,
+    /// The order was decided before: what it asked for, and its outcome.
+    earlier: Option<(String, Option<OutgoingEvent>)>,
     seats: Vec<ReadSeat>,
+}
+
+impl Read {
+    /// Orders holding requested seats past their expiry.
+    fn lapsed_holders(&self) -> Vec<Uuid> {
+        let mut holders: Vec<Uuid> = self.seats.iter().filter_map(|s| s.lapsed_holder).collect();
+        holders.sort_unstable();
+        holders.dedup();
+        holders
+    }
 }
 
 /// A seat as read, with the version the update will be conditioned on.
@@ -119,34 +151,40 @@ struct ReadSeat {
     lapsed_holder: Option<Uuid>,
 }
 
-/// Claims the order and reads what it asks for; `None` if the order was claimed before.
-async fn claim_and_read(
-    tx: &mut PgConnection,
-    request: &ReserveSeats,
-    fingerprint: &str,
-) -> Result<Option<Read>, sqlx::Error> {
+async fn read(pool: &PgPool, request: &ReserveSeats) -> Result<Read, InventoryError> {
     let query = match &request.seats {
         SeatSelection::Explicit(seats) => {
             let numbers: Vec<&str> = seats.seats().iter().map(|s| s.as_str()).collect();
-            statement(sql::CLAIM_AND_READ_SEATS)
+            statement(sql::READ_SEATS)
                 .bind(request.order_id.as_uuid())
                 .bind(request.flight_id.as_uuid())
-                .bind(fingerprint.to_owned())
                 .bind(numbers)
         }
-        SeatSelection::Any { cabin, .. } => statement(sql::CLAIM_AND_READ_FREE_SEATS)
+        SeatSelection::Any { cabin, .. } => statement(sql::READ_FREE_SEATS)
             .bind(request.order_id.as_uuid())
             .bind(request.flight_id.as_uuid())
-            .bind(fingerprint.to_owned())
             .bind(cabin.map(Cabin::as_str)),
     };
-    let rows = query.fetch_all(&mut *tx).await?;
+    let rows = query.fetch_all(pool).await?;
     let Some(first) = rows.first() else {
-        return Ok(None);
+        return Err(sqlx::Error::RowNotFound.into());
+    };
+    let earlier = match first.try_get::<Option<String>, _>("request_fingerprint")? {
+        None => None,
+        Some(fingerprint) => {
+            let outcome = super::stored_event(
+                request.order_id.as_uuid(),
+                first.try_get("outcome_event_id")?,
+                first.try_get("outcome_detail_type")?,
+                first.try_get("outcome_detail")?,
+            )?;
+            Some((fingerprint, outcome))
+        }
     };
     let mut read = Read {
-        decided_at: first.try_get("decided_at")?,
+        read_at: first.try_get("read_at")?,
         departed: first.try_get("departed")?,
+        earlier,
         seats: Vec::with_capacity(rows.len()),
     };
     for row in &rows {
@@ -154,7 +192,7 @@ async fn claim_and_read(
             read.seats.push(seat);
         }
     }
-    Ok(Some(read))
+    Ok(read)
 }
 
 fn read_seat(row: &PgRow) -> Result<Option<ReadSeat>, sqlx::Error> {
@@ -177,31 +215,17 @@ fn read_seat(row: &PgRow) -> Result<Option<ReadSeat>, sqlx::Error> {
     }))
 }
 
-/// Lazy expiry: seats whose holds are past expiry are released from their orders first
-/// (with `SeatReleased` for those orders), so a late sweeper never keeps a seat from sale.
+/// Lazy expiry: the orders holding requested seats past their expiry are released first,
+/// in a transaction of their own (with `SeatReleased` for them), so a late sweeper never
+/// keeps a seat from sale. The reservation then reads again.
 async fn expire_lapsed_holders(
-    tx: &mut PgConnection,
-    read: &mut Read,
+    pool: &PgPool,
+    holders: &[Uuid],
     causation_id: &str,
 ) -> Result<Vec<OutgoingEvent>, InventoryError> {
-    let mut holders: Vec<Uuid> = read.seats.iter().filter_map(|s| s.lapsed_holder).collect();
-    if holders.is_empty() {
-        return Ok(Vec::new());
-    }
-    holders.sort_unstable();
-    holders.dedup();
-    let freed = lifecycle::expire_orders(tx, &holders, causation_id).await?;
-    for read_seat in &mut read.seats {
-        if let Some(seat) = freed
-            .seats
-            .iter()
-            .find(|s| s.seat_id == read_seat.seat.seat_id)
-        {
-            read_seat.status = SeatStatus::Available;
-            read_seat.seat.version = seat.version;
-            read_seat.lapsed_holder = None;
-        }
-    }
+    let mut tx = pool.begin().await?;
+    let freed = lifecycle::expire_orders(&mut tx, holders, causation_id).await?;
+    tx.commit().await?;
     Ok(freed.events)
 }
 
@@ -299,55 +323,61 @@ fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &Read) -> Dec
     Decision::Take(requested.into_iter().map(|s| s.seat.clone()).collect())
 }
 
-/// Writes the decision; returns the seats actually taken (all of `seats`, or the race was
-/// lost and nothing was written).
-async fn take_and_record(
-    tx: &mut PgConnection,
+/// What [`sql::DECIDE_WAITING`] / [`sql::DECIDE_SKIPPING`] did.
+struct Written {
+    all_free: bool,
+    claimed: bool,
+    taken: usize,
+    lost: Vec<Uuid>,
+}
+
+async fn write(
+    pool: &PgPool,
     request: &ReserveSeats,
+    fingerprint: &str,
     event: &OutgoingEvent,
     seats: &[HeldSeat],
+    decided_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-) -> Result<Vec<Uuid>, InventoryError> {
+) -> Result<Written, InventoryError> {
     let seat_ids: Vec<Uuid> = seats.iter().map(|seat| seat.seat_id).collect();
     let read_versions: Vec<i32> = seats.iter().map(|seat| seat.version).collect();
-    let take = match request.seats {
-        SeatSelection::Explicit(_) => sql::TAKE_AND_RECORD_WAITING,
-        SeatSelection::Any { .. } => sql::TAKE_AND_RECORD_SKIPPING,
+    let decide = match request.seats {
+        SeatSelection::Explicit(_) => sql::DECIDE_WAITING,
+        SeatSelection::Any { .. } => sql::DECIDE_SKIPPING,
     };
-    let row = statement(take)
+    let row = statement(decide)
         .bind(request.order_id.as_uuid())
         .bind(request.flight_id.as_uuid())
         .bind(&seat_ids)
         .bind(&read_versions)
+        .bind(decided_at)
         .bind(expires_at)
         .bind(event.event_id)
         .bind(event.detail_type.as_str())
         .bind(&event.detail)
-        .fetch_one(tx)
+        .bind(fingerprint)
+        .fetch_one(pool)
         .await?;
-    let all_taken: bool = row.try_get("all_taken")?;
-    let taken: Vec<Uuid> = row.try_get("taken_seat_ids")?;
-    Ok(if all_taken { seat_ids } else { taken })
+    let taken: i64 = row.try_get("taken")?;
+    Ok(Written {
+        all_free: row.try_get("all_free")?,
+        claimed: row.try_get("claimed")?,
+        taken: usize::try_from(taken).unwrap_or(usize::MAX),
+        lost: row.try_get("lost")?,
+    })
 }
 
 /// The answer an earlier delivery of this order got, or the refusal of a reused order id.
-async fn replay(pool: &PgPool, request: &ReserveSeats) -> Result<Reservation, InventoryError> {
-    let order_id = request.order_id.as_uuid();
-    let row = statement(sql::EARLIER_OUTCOME)
-        .bind(order_id)
-        .fetch_one(pool)
-        .await?;
-    let fingerprint: String = row.try_get("request_fingerprint")?;
-    if fingerprint != request.fingerprint() {
+fn replay(
+    request: &ReserveSeats,
+    fingerprint: &str,
+    (earlier_fingerprint, outcome): (String, Option<OutgoingEvent>),
+) -> Result<Reservation, InventoryError> {
+    if earlier_fingerprint != fingerprint {
         return Ok(Reservation::ConflictsWithEarlierRequest);
     }
-    let event = super::stored_event(
-        order_id,
-        row.try_get("outcome_event_id")?,
-        row.try_get("outcome_detail_type")?,
-        row.try_get("outcome_detail")?,
-    )?;
-    event
+    outcome
         .map(Reservation::Replayed)
-        .ok_or(InventoryError::UndecidedOrder(order_id))
+        .ok_or(InventoryError::UndecidedOrder(request.order_id.as_uuid()))
 }

@@ -6,30 +6,28 @@
 //! row, then its holds and seats: one order's transitions are serialized, and nobody waits
 //! for an order row while holding seat rows, so they cannot deadlock.
 
-/// Claims the order id and reads the flight and the seats `$filter` selects, with their
-/// versions, in one round trip. No row back: the order was claimed before (a redelivery).
-/// One row with `departed` NULL: no such flight. `seat_id` NULL: no seat matched.
-/// `lapsed`: the seat's active hold is past its expiry, and may be taken once its holder
-/// is expired.
-macro_rules! claim_and_read {
+/// The optimistic read, outside any transaction: the order's earlier outcome if it has one
+/// (a redelivery), the flight, and the seats `$filter` selects with their versions, in one
+/// round trip. Always at least one row. `departed` NULL: no such flight. `seat_id` NULL: no
+/// seat matched. `lapsed`: the seat's active hold is past expiry and its holder may be
+/// expired. `read_at` is the decision time: holds last the TTL from it.
+macro_rules! read {
     ($filter:literal) => {
         concat!(
             "
-WITH claim AS (
-    INSERT INTO reservations (order_id, flight_id, request_fingerprint)
-    VALUES ($1, $2, $3)
-    ON CONFLICT (order_id) DO NOTHING
-    RETURNING created_at
-)
-SELECT claim.created_at                         AS decided_at,
-       flight.departure_utc <= claim.created_at AS departed,
+SELECT now()                           AS read_at,
+       flight.departure_utc <= now()   AS departed,
+       earlier.request_fingerprint, earlier.outcome_event_id,
+       earlier.outcome_detail_type, earlier.outcome_detail,
        seat.seat_id, seat.seat_number, seat.status, seat.version, seat.holder, seat.lapsed
-FROM claim
+FROM (VALUES (1)) AS always (one)
+LEFT JOIN reservations AS earlier
+       ON earlier.order_id = $1
 LEFT JOIN flights AS flight
        ON flight.flight_id = $2
 LEFT JOIN LATERAL (
     SELECT seat.seat_id, seat.seat_number, seat.status::text AS status, seat.version,
-           hold.order_id AS holder, hold.expires_at <= claim.created_at AS lapsed
+           hold.order_id AS holder, hold.expires_at <= now() AS lapsed
     FROM flight_seats AS seat
     LEFT JOIN inventory_locks AS hold
            ON hold.seat_id = seat.seat_id AND hold.status = 'ACTIVE'
@@ -43,24 +41,27 @@ LEFT JOIN LATERAL (
     };
 }
 
-/// The requested seats ($4), whatever their state.
-pub const CLAIM_AND_READ_SEATS: &str = claim_and_read!("seat.seat_number = ANY ($4::text[])");
+/// The requested seats ($3), whatever their state.
+pub const READ_SEATS: &str = read!("seat.seat_number = ANY ($3::text[])");
 
-/// For an any-seat order: every seat of the cabin ($4; any cabin when NULL) that is free,
+/// For an any-seat order: every seat of the cabin ($3; any cabin when NULL) that is free,
 /// or held by a hold past its expiry.
-pub const CLAIM_AND_READ_FREE_SEATS: &str = claim_and_read!(
-    "($4::text IS NULL OR seat.cabin = CAST($4::text AS cabin_class))
+pub const READ_FREE_SEATS: &str = read!(
+    "($3::text IS NULL OR seat.cabin = CAST($3::text AS cabin_class))
       AND (seat.status = 'AVAILABLE'
-           OR (seat.status = 'LOCKED' AND hold.expires_at <= claim.created_at))"
+           OR (seat.status = 'LOCKED' AND hold.expires_at <= now()))"
 );
 
-/// Takes the seats at the versions read, holds them for the order, queues the outcome event
-/// and records it as the order's outcome: all of it, or (a lost race: some seat changed
-/// since it was read) none of it, and `all_taken` is false. The seat rows are locked in
-/// seat_id order so that two orders never deadlock. With no seats, it records a failure
-/// outcome and nothing else. `$lock` waits for a row another order is taking (explicit seats)
-/// or skips it (any-seat orders, which then pick other seats).
-macro_rules! take_and_record {
+/// The decision, written in one autocommit statement, all of it or none of it. It locks
+/// the seats in seat_id order (two orders never deadlock), checks every one is still
+/// AVAILABLE at the version read, and only then claims the order id (recording its
+/// outcome), takes the seats, holds them and queues the outcome event. Row locks last only
+/// as long as this statement; no transaction stays open across round trips.
+/// `all_free` false: a seat changed since it was read (`lost` lists them), nothing written.
+/// `claimed` false with `all_free`: another delivery of the order decided first.
+/// With no seats it records a refusal. `$lock` waits for a row another order is taking
+/// (explicit seats) or skips it (any-seat orders, which then pick other seats).
+macro_rules! decide {
     ($lock:literal) => {
         concat!(
             "
@@ -68,59 +69,62 @@ WITH expected AS (
     SELECT seat_id, version
     FROM unnest($3::uuid[], $4::int[]) AS expected (seat_id, version)
 ),
+locked AS (
+    SELECT seat.seat_id, seat.version, seat.status
+    FROM flight_seats AS seat
+    JOIN expected USING (seat_id)
+    ORDER BY seat.seat_id
+    ",
+            $lock,
+            "
+),
+lost AS (
+    SELECT expected.seat_id
+    FROM expected
+    LEFT JOIN locked USING (seat_id)
+    WHERE locked.seat_id IS NULL
+       OR locked.status <> 'AVAILABLE'
+       OR locked.version <> expected.version
+),
+claim AS (
+    INSERT INTO reservations (order_id, flight_id, request_fingerprint,
+                              outcome_event_id, outcome_detail_type, outcome_detail)
+    SELECT $1, $2, $10, $7, $8, $9
+    WHERE NOT EXISTS (SELECT 1 FROM lost)
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id
+),
 taken AS (
     UPDATE flight_seats AS seat
     SET status = 'LOCKED', version = seat.version + 1, updated_at = now()
-    FROM (
-        SELECT locked.seat_id, expected.version
-        FROM flight_seats AS locked
-        JOIN expected USING (seat_id)
-        ORDER BY locked.seat_id
-        ",
-            $lock,
-            "
-    ) AS wanted
-    WHERE seat.seat_id = wanted.seat_id
-      AND seat.version = wanted.version
+    FROM expected
+    WHERE seat.seat_id = expected.seat_id
+      AND seat.version = expected.version
       AND seat.status = 'AVAILABLE'
+      AND EXISTS (SELECT 1 FROM claim)
     RETURNING seat.seat_id, seat.version
-),
-complete AS (
-    SELECT count(*) = cardinality($3::uuid[]) AS all_taken FROM taken
 ),
 held AS (
     INSERT INTO inventory_locks (order_id, seat_id, flight_id, seat_version, created_at, expires_at)
-    SELECT $1, taken.seat_id, $2, taken.version, now(), $5
-    FROM taken, complete
-    WHERE complete.all_taken
+    SELECT $1, taken.seat_id, $2, taken.version, $5, $6
+    FROM taken
 ),
 queued AS (
     INSERT INTO outbox (event_id, order_id, detail_type, detail)
-    SELECT $6, $1, $7, $8
-    FROM complete
-    WHERE complete.all_taken
-),
-decided AS (
-    UPDATE reservations
-    SET outcome_event_id = $6, outcome_detail_type = $7, outcome_detail = $8
-    FROM complete
-    WHERE reservations.order_id = $1 AND complete.all_taken
+    SELECT $7, $1, $8, $9
+    FROM claim
 )
-SELECT all_taken, ARRAY(SELECT seat_id FROM taken) AS taken_seat_ids FROM complete
+SELECT NOT EXISTS (SELECT 1 FROM lost)   AS all_free,
+       EXISTS (SELECT 1 FROM claim)      AS claimed,
+       (SELECT count(*) FROM taken)      AS taken,
+       ARRAY(SELECT seat_id FROM lost)   AS lost
 "
         )
     };
 }
 
-pub const TAKE_AND_RECORD_WAITING: &str = take_and_record!("FOR UPDATE OF locked");
-pub const TAKE_AND_RECORD_SKIPPING: &str = take_and_record!("FOR UPDATE OF locked SKIP LOCKED");
-
-/// The outcome an order got the first time, and what it asked for.
-pub const EARLIER_OUTCOME: &str = "
-SELECT request_fingerprint, outcome_event_id, outcome_detail_type, outcome_detail
-FROM reservations
-WHERE order_id = $1
-";
+pub const DECIDE_WAITING: &str = decide!("FOR UPDATE OF seat");
+pub const DECIDE_SKIPPING: &str = decide!("FOR UPDATE OF seat SKIP LOCKED");
 
 /// Locks one order for a transition, with the answer its payment already got, if any.
 pub const LOCK_ORDER: &str = "
