@@ -67,8 +67,12 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreadable(_) | Self::Serialize(_) => false,
+            // Broken stored state or a bug: a retry would fail the same way.
             Self::Inventory(
-                InventoryError::UnknownStoredDetailType(..) | InventoryError::Serialize(_),
+                InventoryError::UnknownStoredDetailType(..)
+                | InventoryError::Serialize(_)
+                | InventoryError::Inconsistent(..)
+                | InventoryError::UndecidedOrder(_),
             ) => false,
             Self::Inventory(_) | Self::Outbox(_) | Self::DatabaseAuth(_) => true,
         }
@@ -80,6 +84,7 @@ impl HandlerError {
             Self::Unreadable(_) => "UnreadableEvent",
             Self::Inventory(InventoryError::Database(_)) => "DatabaseUnavailable",
             Self::Inventory(InventoryError::Contention(_)) => "SeatContention",
+            Self::Inventory(InventoryError::OrderContention(_)) => "OrderContention",
             Self::Inventory(_) => "InconsistentInventory",
             Self::Outbox(OutboxError::Database(_)) => "DatabaseUnavailable",
             Self::Outbox(OutboxError::Publish(_)) => "PublishFailed",
@@ -159,16 +164,25 @@ impl<B: EventBus> App<B> {
                     );
                     (event, Vec::new())
                 }
-                Reservation::ConflictsWithEarlierRequest => {
-                    tracing::warn!("order id reused for another request; refusing");
+                refused @ (Reservation::ConflictsWithEarlierRequest
+                | Reservation::ClosedBeforeReserved(_)) => {
+                    let order = request.order_id;
+                    let problem = match refused {
+                        Reservation::ClosedBeforeReserved(by) => {
+                            format!(
+                                "order {order} was closed by {by} before its seats were requested"
+                            )
+                        }
+                        _ => format!(
+                            "order {order} was already used for another flight or other seats"
+                        ),
+                    };
+                    tracing::warn!(problem = %problem, "order id cannot hold seats; refusing");
                     let refusal = InvalidOrder {
-                        order_id: request.order_id,
+                        order_id: order,
                         flight_id: Some(request.flight_id),
                         seats: request.seats.named(),
-                        problem: format!(
-                            "order {} was already used for another flight or other seats",
-                            request.order_id
-                        ),
+                        problem,
                         causation_id: request.causation_id.clone(),
                     };
                     return self.refuse_invalid(refusal).await;
@@ -225,7 +239,6 @@ impl<B: EventBus> App<B> {
         metrics::expired_holds_released(orders_expired);
         self.publish(expired).await?;
         let relay = outbox::relay(&self.pool, &self.bus, self.settings.relay).await?;
-        metrics::outbox_pending_age(relay.oldest_pending_seconds);
         tracing::info!(
             orders_expired,
             published = relay.published,

@@ -2,7 +2,7 @@
 //! CloudWatch turns into metrics. Every name lives here; `template.yaml`'s alarms use them.
 //! Without an installed recorder (tests, benchmarks) every call is a no-op.
 
-use metrics::{Unit, counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Unit, counter, describe_histogram, histogram};
 use metrics_cloudwatch_embedded::Collector;
 
 use crate::domain::FailureReason;
@@ -17,7 +17,7 @@ pub fn install() -> Result<&'static Collector, metrics_cloudwatch_embedded::Erro
         .with_dimension("Service", SERVICE)
         .init()?;
     describe_histogram!("HandlerDuration", Unit::Milliseconds, "time in the handler");
-    describe_gauge!(
+    describe_histogram!(
         "OutboxPendingAgeSeconds",
         Unit::Seconds,
         "oldest pending outbox entry"
@@ -46,9 +46,11 @@ pub fn outbox_publish_failures(rejected: usize) {
     counter!("OutboxPublishFailures").increment(rejected as u64);
 }
 
-/// Age of the oldest outbox entry still pending; alarmed on in the template.
+/// Age of the oldest outbox entry still pending, measured by the schedule; alarmed on in
+/// the template. A histogram, not a gauge: the collector writes a gauge's last value on
+/// every flush, so a backlog seen once would be reported after every later invocation.
 pub fn outbox_pending_age(seconds: f64) {
-    gauge!("OutboxPendingAgeSeconds").set(seconds);
+    histogram!("OutboxPendingAgeSeconds").record(seconds);
 }
 
 /// Orders whose expired holds were released (by the sweeper, lazily, or by a late payment).

@@ -6,7 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::{InventoryError, queue, sql, stored_event};
+use super::{CLOSED_BEFORE_RESERVED, InventoryError, queue, sql, stored_event};
 use crate::db::statement;
 use crate::domain::{
     BookingFailureReason, FlightId, HeldSeat, OrderId, OutgoingEvent, ReleaseReason, SeatBooked,
@@ -29,8 +29,32 @@ pub enum Release {
     NothingHeld,
 }
 
-/// Answers to unknown orders are not stored; their ids derive from the delivery.
-const UNKNOWN_ORDER_NAMESPACE: Uuid = Uuid::from_u128(0x7a1c_9e42_3b5d_4f60_8e21_c4d3_b2a1_9f08);
+/// How often a transition starts over when its order was being created at that moment.
+const ORDER_ATTEMPTS: usize = 3;
+
+/// Locks the order's row within `tx`. An order not seen yet is first claimed as closed
+/// `by` this event, so that its late OrderCreated holds nothing. `None`: the order was
+/// being created at that very moment; start over.
+async fn lock_order(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    by: &str,
+) -> Result<Option<PgRow>, sqlx::Error> {
+    let lock = || statement(sql::LOCK_ORDER).bind(order_id);
+    if let Some(order) = lock().fetch_optional(&mut *tx).await? {
+        return Ok(Some(order));
+    }
+    let claimed = statement(sql::CLOSE_UNKNOWN_ORDER)
+        .bind(order_id)
+        .bind(format!("{CLOSED_BEFORE_RESERVED}{by}"))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if claimed == 0 {
+        return Ok(None);
+    }
+    lock().fetch_optional(&mut *tx).await
+}
 
 /// `PaymentSucceeded`: every active hold of the order becomes a sale, or none does.
 pub async fn confirm(
@@ -38,23 +62,22 @@ pub async fn confirm(
     request: &ConfirmOrder,
 ) -> Result<Confirmation, InventoryError> {
     let order_id = request.order_id.as_uuid();
-    let mut tx = pool.begin().await?;
-    let Some(order) = statement(sql::LOCK_ORDER)
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        tx.rollback().await?;
-        let event_id = Uuid::new_v5(
-            &UNKNOWN_ORDER_NAMESPACE,
-            format!("{}/{order_id}", request.causation_id).as_bytes(),
-        );
-        let answer = booking_failed(request, event_id, BookingFailureReason::HoldNotFound)?;
-        return Ok(Confirmation {
-            answer,
-            released: Vec::new(),
-        });
-    };
+    for _ in 0..ORDER_ATTEMPTS {
+        let mut tx = pool.begin().await?;
+        match lock_order(&mut tx, order_id, "PaymentSucceeded").await? {
+            Some(order) => return confirm_locked(tx, request, order).await,
+            None => tx.rollback().await?,
+        }
+    }
+    Err(InventoryError::OrderContention(order_id))
+}
+
+async fn confirm_locked(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    request: &ConfirmOrder,
+    order: PgRow,
+) -> Result<Confirmation, InventoryError> {
+    let order_id = request.order_id.as_uuid();
     let earlier = stored_event(
         order_id,
         order.try_get("booking_event_id")?,
@@ -68,7 +91,7 @@ pub async fn confirm(
             released: Vec::new(),
         });
     }
-    let flight_id = FlightId::from(order.try_get::<Uuid, _>("flight_id")?);
+    let flight_id: Option<Uuid> = order.try_get("flight_id")?;
     let holds = statement(sql::ORDER_HOLDS)
         .bind(order_id)
         .try_map(|row: PgRow| Hold::from_row(&row))
@@ -78,7 +101,7 @@ pub async fn confirm(
     let mut released = Vec::new();
     let answer = if holds.is_empty() {
         booking_failed(request, Uuid::new_v4(), BookingFailureReason::HoldNotFound)?
-    } else if holds.iter().all(Hold::still_ours) {
+    } else if let (Some(flight_id), true) = (flight_id, holds.iter().all(Hold::still_ours)) {
         let sold = statement(sql::BOOK)
             .bind(order_id)
             .try_map(|row: PgRow| held_seat(&row))
@@ -93,7 +116,7 @@ pub async fn confirm(
         SeatBooked {
             event_id: Uuid::new_v4(),
             order_id: request.order_id,
-            flight_id,
+            flight_id: FlightId::from(flight_id),
             seats: sold,
             causation_id: request.causation_id.clone(),
         }
@@ -186,22 +209,26 @@ fn held_seat(row: &PgRow) -> Result<HeldSeat, sqlx::Error> {
 /// returns sold seats. Nothing held is a no-op.
 pub async fn release(pool: &PgPool, request: &ReleaseOrder) -> Result<Release, InventoryError> {
     let order_id = request.order_id.as_uuid();
-    let mut tx = pool.begin().await?;
-    let order = statement(sql::LOCK_ORDER)
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if order.is_none() {
-        tx.rollback().await?;
-        return Ok(Release::NothingHeld);
+    let by = match request.reason {
+        ReleaseReason::OrderCancelled => "OrderCancelled",
+        ReleaseReason::PaymentFailed | ReleaseReason::HoldExpired => "PaymentFailed",
+    };
+    for _ in 0..ORDER_ATTEMPTS {
+        let mut tx = pool.begin().await?;
+        if lock_order(&mut tx, order_id, by).await?.is_none() {
+            tx.rollback().await?;
+            continue;
+        }
+        let freed = free_holds(&mut tx, &[order_id], request.reason, &request.causation_id).await?;
+        // Committed either way: an order not seen before stays closed.
+        tx.commit().await?;
+        return Ok(if freed.events.is_empty() {
+            Release::NothingHeld
+        } else {
+            Release::Released(freed.events)
+        });
     }
-    let freed = free_holds(&mut tx, &[order_id], request.reason, &request.causation_id).await?;
-    if freed.events.is_empty() {
-        tx.rollback().await?;
-        return Ok(Release::NothingHeld);
-    }
-    tx.commit().await?;
-    Ok(Release::Released(freed.events))
+    Err(InventoryError::OrderContention(order_id))
 }
 
 /// Orders per sweeper transaction, and transactions per run: a run is bounded.

@@ -41,7 +41,12 @@ pub enum Reservation {
     Replayed(OutgoingEvent),
     /// The order id was used before for another flight or other seats.
     ConflictsWithEarlierRequest,
+    /// A payment or cancellation of this order came first (named here); nothing is held.
+    ClosedBeforeReserved(String),
 }
+
+/// The fingerprint of an order whose payment or cancellation arrived before it.
+const CLOSED_BEFORE_RESERVED: &str = "closed before reserved by ";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -56,6 +61,9 @@ pub enum InventoryError {
     UnknownStoredDetailType(Uuid, String),
     #[error("order {0}: {1}")]
     Inconsistent(Uuid, &'static str),
+    /// The order appeared and vanished under a transition, every time it was tried.
+    #[error("order {0} kept changing under a transition")]
+    OrderContention(Uuid),
     #[error("cannot serialize an event: {0}")]
     Serialize(#[from] serde_json::Error),
 }

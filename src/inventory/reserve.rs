@@ -34,7 +34,7 @@ pub async fn reserve(
         if let Some(earlier) = read.earlier {
             return replay(request, &fingerprint, earlier);
         }
-        let holders = read.lapsed_holders();
+        let holders = read.lapsed_holders(&request.seats);
         if !holders.is_empty() {
             released.extend(expire_lapsed_holders(pool, &holders, &request.causation_id).await?);
             continue;
@@ -82,14 +82,18 @@ pub async fn reserve(
                 (reserved.to_event()?, seats)
             }
         };
+        // Any-seat orders skip rows another order is taking, until the last attempts, which
+        // wait for them: the answer then rests on what those orders actually did.
+        let skip_locked =
+            matches!(request.seats, SeatSelection::Any { .. }) && attempt < MAX_ATTEMPTS / 2;
         let written = write(
             pool,
             request,
             &fingerprint,
             &event,
             &seats,
-            decided_at,
-            expires_at,
+            (decided_at, expires_at),
+            skip_locked,
         )
         .await?;
         if written.claimed {
@@ -134,9 +138,24 @@ struct Read {
 }
 
 impl Read {
-    /// Orders holding requested seats past their expiry.
-    fn lapsed_holders(&self) -> Vec<Uuid> {
-        let mut holders: Vec<Uuid> = self.seats.iter().filter_map(|s| s.lapsed_holder).collect();
+    /// Orders holding seats past their expiry that this order needs: every requested one,
+    /// or for an any-seat order only as many as the free seats fall short by (the sweeper
+    /// releases the rest of the cabin, not this invocation).
+    fn lapsed_holders(&self, selection: &SeatSelection) -> Vec<Uuid> {
+        let lapsed = self.seats.iter().filter_map(|s| s.lapsed_holder);
+        let mut holders: Vec<Uuid> = match selection {
+            SeatSelection::Explicit(_) => lapsed.collect(),
+            SeatSelection::Any { count, .. } => {
+                let free = self
+                    .seats
+                    .iter()
+                    .filter(|s| s.status == SeatStatus::Available)
+                    .count();
+                lapsed
+                    .take(usize::from(*count).saturating_sub(free))
+                    .collect()
+            }
+        };
         holders.sort_unstable();
         holders.dedup();
         holders
@@ -269,14 +288,24 @@ fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid], attempt:
                 .seats
                 .iter()
                 .filter(|s| s.status == SeatStatus::Available)
-                .filter(|s| !lost_to_others.contains(&s.seat.seat_id))
                 .map(|s| s.seat.clone())
+                .collect();
+            let untried: Vec<HeldSeat> = free
+                .iter()
+                .filter(|seat| !lost_to_others.contains(&seat.seat_id))
+                .cloned()
                 .collect();
             // Per order, and moved on after a lost race, so two orders that collided once
             // do not collide again on the next choice.
             let spread = request.order_id.as_uuid().as_u64_pair().1
                 ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            match pick::pick(&free, usize::from(*count), spread) {
+            let count = usize::from(*count);
+            // Seats lost to another transaction are avoided while there is a choice, but a
+            // refusal rests on committed state only: a row lock that comes to nothing must
+            // never make an order INSUFFICIENT_SEATS for good.
+            let picked =
+                pick::pick(&untried, count, spread).or_else(|| pick::pick(&free, count, spread));
+            match picked {
                 Some(seats) => Decision::Take(seats),
                 None => {
                     let cabin = cabin.map_or("any cabin", Cabin::as_str);
@@ -337,14 +366,15 @@ async fn write(
     fingerprint: &str,
     event: &OutgoingEvent,
     seats: &[HeldSeat],
-    decided_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+    (decided_at, expires_at): (DateTime<Utc>, DateTime<Utc>),
+    skip_locked: bool,
 ) -> Result<Written, InventoryError> {
     let seat_ids: Vec<Uuid> = seats.iter().map(|seat| seat.seat_id).collect();
     let read_versions: Vec<i32> = seats.iter().map(|seat| seat.version).collect();
-    let decide = match request.seats {
-        SeatSelection::Explicit(_) => sql::DECIDE_WAITING,
-        SeatSelection::Any { .. } => sql::DECIDE_SKIPPING,
+    let decide = if skip_locked {
+        sql::DECIDE_SKIPPING
+    } else {
+        sql::DECIDE_WAITING
     };
     let row = statement(decide)
         .bind(request.order_id.as_uuid())
@@ -374,6 +404,9 @@ fn replay(
     fingerprint: &str,
     (earlier_fingerprint, outcome): (String, Option<OutgoingEvent>),
 ) -> Result<Reservation, InventoryError> {
+    if let Some(by) = earlier_fingerprint.strip_prefix(super::CLOSED_BEFORE_RESERVED) {
+        return Ok(Reservation::ClosedBeforeReserved(by.to_owned()));
+    }
     if earlier_fingerprint != fingerprint {
         return Ok(Reservation::ConflictsWithEarlierRequest);
     }

@@ -134,6 +134,14 @@ WHERE order_id = $1
 FOR UPDATE
 ";
 
+/// Claims the id of an order not seen yet for the payment or cancellation that came first:
+/// no flight, and a fingerprint no OrderCreated can match. Nothing when the order exists.
+pub const CLOSE_UNKNOWN_ORDER: &str = "
+INSERT INTO reservations (order_id, flight_id, request_fingerprint)
+VALUES ($1, NULL, $2)
+ON CONFLICT (order_id) DO NOTHING
+";
+
 /// Locks orders whose holds are about to be expired by another order (lazy expiry).
 pub const LOCK_ORDERS: &str = "
 SELECT order_id

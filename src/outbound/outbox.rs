@@ -169,12 +169,16 @@ pub async fn relay(
         .collect::<Result<_, _>>()?;
     claimed.sort_by_key(|(created_at, _)| *created_at);
     let events: Vec<OutgoingEvent> = claimed.into_iter().map(|(_, event)| event).collect();
-    publish(pool, bus, &events).await?;
+    // Pruning and the age reading happen even when publishing failed: a bus outage must
+    // not also stop the clean-up, nor hide how old the backlog is.
+    let published = publish(pool, bus, &events).await;
     let pruned = prune(pool, policy.retention_days).await?;
-    let oldest_pending_seconds = statement(OLDEST_PENDING_AGE)
+    let oldest_pending_seconds: f64 = statement(OLDEST_PENDING_AGE)
         .try_map(|row: PgRow| row.try_get("age_seconds"))
         .fetch_one(pool)
         .await?;
+    crate::metrics::outbox_pending_age(oldest_pending_seconds);
+    published?;
     Ok(RelayReport {
         published: events.len(),
         pruned,

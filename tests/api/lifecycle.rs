@@ -436,3 +436,140 @@ async fn fifty_concurrent_any_seat_orders_share_a_cabin_of_sixty_without_overlap
     assert_all_match_their_schemas(&all);
     instances[0].assert_consistent().await;
 }
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights", "any_seat_flight"))
+)]
+async fn a_row_lock_that_comes_to_nothing_never_makes_an_any_seat_order_insufficient(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    // Only 2E and 2F are left in BUSINESS.
+    sqlx::query(
+        "DELETE FROM flight_seats
+         WHERE flight_id = $1 AND cabin = 'BUSINESS' AND seat_number NOT IN ('2E', '2F')",
+    )
+    .bind(crate::helpers::uuid(ANY_SEAT_FLIGHT))
+    .execute(&app.db)
+    .await
+    .expect("the rest of the cabin is gone");
+    // Another transaction locks 2E for a moment and then changes nothing.
+    let mut other = app.db.begin().await.expect("a transaction");
+    sqlx::query(
+        "SELECT 1 FROM flight_seats WHERE flight_id = $1 AND seat_number = '2E' FOR UPDATE",
+    )
+    .bind(crate::helpers::uuid(ANY_SEAT_FLIGHT))
+    .execute(&mut *other)
+    .await
+    .expect("2E is locked");
+    let let_go = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.rollback().await.expect("the lock is let go");
+    });
+    let request = json!({"orderId": Uuid::new_v4(), "flightId": ANY_SEAT_FLIGHT, "seatCount": 2, "cabin": "BUSINESS"});
+
+    let (detail_type, detail) = app.answer(order_created_with(request)).await;
+    let_go.await.expect("the other transaction ends");
+
+    assert_eq!(detail_type, DetailType::SeatReserved, "{detail}");
+    let seats: Vec<String> = seats_of(&detail).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(seats, vec!["2E", "2F"]);
+    app.assert_consistent().await;
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights", "any_seat_flight"))
+)]
+async fn an_any_seat_order_expires_only_the_lapsed_holds_it_needs(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let short = TestApp::spawn_with_ttl(options.clone(), 1).await;
+    let app = TestApp::spawn(options).await;
+    let flight = crate::helpers::uuid(ANY_SEAT_FLIGHT);
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for (order, seat) in [(a, "1A"), (b, "1B")] {
+        let request = json!({"orderId": order, "flightId": ANY_SEAT_FLIGHT, "seats": [seat]});
+        short.answer(order_created_with(request)).await;
+    }
+    sqlx::query(
+        "DELETE FROM flight_seats
+         WHERE flight_id = $1 AND cabin = 'BUSINESS' AND seat_number NOT IN ('1A', '1B')",
+    )
+    .bind(flight)
+    .execute(&app.db)
+    .await
+    .expect("the rest of the cabin is gone");
+    let_the_hold_lapse().await;
+    let request = json!({"orderId": Uuid::new_v4(), "flightId": ANY_SEAT_FLIGHT, "seatCount": 1, "cabin": "BUSINESS"});
+
+    let (detail_type, _) = app.answer(order_created_with(request)).await;
+
+    assert_eq!(detail_type, DetailType::SeatReserved);
+    let released = app.published_for(a, DetailType::SeatReleased).len()
+        + app.published_for(b, DetailType::SeatReleased).len();
+    assert_eq!(released, 1, "one lapsed hold was enough");
+    let still_active = app
+        .count(
+            "SELECT count(*) FROM inventory_locks WHERE status = 'ACTIVE' AND expires_at <= now()",
+        )
+        .await;
+    assert_eq!(still_active, 1, "the other is left to the sweeper");
+    app.assert_consistent().await;
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_payment_before_its_order_is_answered_once_and_the_late_order_holds_nothing(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+    let payment = payment_succeeded(order);
+
+    let (_, first) = app.answer(payment.clone()).await;
+    let (detail_type, late_order) = app.answer(order_created(order, &["20A"])).await;
+    let (_, again) = app.answer(payment).await;
+
+    assert_eq!(first["reason"], "HOLD_NOT_FOUND");
+    assert_eq!(detail_type, DetailType::SeatReservationFailed);
+    assert_eq!(late_order["reason"], "INVALID_REQUEST");
+    assert!(
+        late_order["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("PaymentSucceeded"))
+    );
+    assert_eq!(again, first, "one payment, one answer");
+    assert_eq!(app.seat("20A").await, ("AVAILABLE".into(), 1));
+    app.assert_consistent().await;
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_cancellation_before_its_order_keeps_the_late_order_from_holding_seats(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+
+    let cancelled = app.handle(order_cancelled(order)).await;
+    let (detail_type, _) = app.answer(order_created(order, &["21C"])).await;
+
+    assert!(
+        matches!(cancelled, Ok(Handled::Released(ref none)) if none.is_empty()),
+        "{cancelled:?}"
+    );
+    assert_eq!(detail_type, DetailType::SeatReservationFailed);
+    assert_eq!(app.seat("21C").await, ("AVAILABLE".into(), 1));
+    assert!(app.active_holds(order).await.is_empty());
+    app.assert_consistent().await;
+}
