@@ -4,7 +4,8 @@
 //!
 //! Per-order transitions (confirm, release, expire) first lock the order's `reservations`
 //! row, then its holds and seats: one order's transitions are serialized, and nobody waits
-//! for an order row while holding seat rows, so they cannot deadlock.
+//! for an order row while holding seat rows. Every statement that changes seats locks them
+//! in `seat_id` order first, so two of them never wait on each other in a cycle.
 
 /// The optimistic read, outside any transaction: the order's earlier outcome if it has one
 /// (a redelivery), the flight, and the seats `$filter` selects with their versions, in one
@@ -186,10 +187,18 @@ WITH held AS (
     FROM inventory_locks
     WHERE order_id = $1 AND status = 'ACTIVE' AND expires_at > now()
 ),
+locked AS (
+    SELECT seat.seat_id
+    FROM flight_seats AS seat
+    JOIN held USING (seat_id)
+    ORDER BY seat.seat_id
+    FOR UPDATE OF seat
+),
 sold AS (
     UPDATE flight_seats AS seat
     SET status = 'BOOKED', version = seat.version + 1, updated_at = now()
     FROM held
+    JOIN locked USING (seat_id)
     WHERE seat.seat_id = held.seat_id
       AND seat.version = held.seat_version
       AND seat.status = 'LOCKED'
@@ -223,10 +232,18 @@ closed AS (
     FROM closing
     WHERE hold.lock_id = closing.lock_id
 ),
+locked AS (
+    SELECT seat.seat_id
+    FROM flight_seats AS seat
+    JOIN closing USING (seat_id)
+    ORDER BY seat.seat_id
+    FOR UPDATE OF seat
+),
 freed AS (
     UPDATE flight_seats AS seat
     SET status = 'AVAILABLE', version = seat.version + 1, updated_at = now()
     FROM closing
+    JOIN locked USING (seat_id)
     WHERE seat.seat_id = closing.seat_id
       AND seat.version = closing.seat_version
       AND seat.status IN ('LOCKED', 'BOOKED')
