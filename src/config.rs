@@ -19,6 +19,9 @@ pub struct Config {
     pub event_bus_name: String,
     pub lock_ttl: LockTtl,
     pub relay: RelayPolicy,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`: invocations the instance runs at once (Lambda Managed
+    /// Instances set it), and so the database connections it keeps. 1 when unset.
+    pub max_concurrency: usize,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -66,8 +69,18 @@ impl Config {
                     1..=3_600,
                 )?),
                 retention_days: env.number("OUTBOX_RETENTION_DAYS", 7, 1..=365)?,
+                max_attempts: env.number("OUTBOX_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
+                backoff: Duration::from_secs(env.number(
+                    "OUTBOX_BACKOFF_SECONDS",
+                    defaults.backoff.as_secs(),
+                    0..=3_600,
+                )?),
                 ..defaults
             },
+            // As lambda_runtime reads it: 0 counts as unset.
+            max_concurrency: env
+                .number("AWS_LAMBDA_MAX_CONCURRENCY", 1, 0..=1_024)?
+                .max(1),
         })
     }
 }
@@ -195,6 +208,9 @@ mod tests {
         assert_eq!(config.event_bus_name, "SkyLedger-Default-Bus");
         assert_eq!(config.lock_ttl, LockTtl::from_seconds(900));
         assert_eq!(config.relay.retention_days, 7);
+        assert_eq!(config.relay.max_attempts, 10);
+        assert_eq!(config.relay.backoff, Duration::from_secs(30));
+        assert_eq!(config.max_concurrency, 1);
         assert_eq!(config.database.get_port(), 5432);
     }
 
@@ -247,6 +263,9 @@ mod tests {
             ("LOCK_TTL_SECONDS", "fifteen minutes"),
             ("LOCK_TTL_SECONDS", "0"),
             ("OUTBOX_RETENTION_DAYS", "-1"),
+            ("OUTBOX_MAX_ATTEMPTS", "0"),
+            ("OUTBOX_BACKOFF_SECONDS", "a minute"),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "four"),
             ("EVENT_BUS_NAME", "bus with spaces"),
         ] {
             let error = config(&[url, (name, value)]).err().map(|e| e.to_string());

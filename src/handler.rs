@@ -1,16 +1,20 @@
 //! One incoming event, handled: parsed at the edge, decided in the inventory, answered on
-//! the bus. Business outcomes are answers; only faults that a retry can mend are errors.
+//! the bus. Business outcomes are answers; only faults are errors, and each says whether
+//! a retry can help.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
-use sqlx::PgPool;
 use tracing::field::display;
 use uuid::Uuid;
 
+use crate::db::{Database, DbError, Session};
+use crate::deadline::{self, Deadline};
 use crate::domain::{FailureReason, OrderId, OutgoingEvent, SeatReservationFailed};
 use crate::inbound::{
     self, Command, ConfirmOrder, InvalidOrder, ReleaseOrder, ReserveSeats, UnreadableEvent,
 };
-use crate::inventory::{self, InventoryError, LockTtl, Release, Reservation};
+use crate::inventory::{self, Expiry, InventoryError, LockTtl, Release, Reservation};
 use crate::metrics;
 use crate::outbound::EventBus;
 use crate::outbound::outbox::{self, OutboxError, RelayPolicy, RelayReport};
@@ -24,7 +28,7 @@ pub struct Settings {
 
 /// The service: built once per cold start, borrowed by every invocation.
 pub struct App<B> {
-    pool: PgPool,
+    database: Database,
     bus: B,
     settings: Settings,
 }
@@ -40,11 +44,14 @@ pub enum Handled {
     Housekeeping(HousekeepingReport),
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct HousekeepingReport {
     /// Orders whose lapsed holds were released.
     pub orders_expired: usize,
+    /// Orders set aside because their holds could not be closed consistently.
+    pub orders_quarantined: usize,
     pub relay: RelayReport,
+    pub pruned: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +62,10 @@ pub enum HandlerError {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Database(#[from] DbError),
     #[error("cannot serialize an answer: {0}")]
     Serialize(#[from] serde_json::Error),
-    #[error("cannot sign in to the database: {0}")]
-    DatabaseAuth(#[from] crate::rds_iam::RdsIamError),
 }
 
 impl HandlerError {
@@ -67,31 +74,39 @@ impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreadable(_) | Self::Serialize(_) => false,
-            // Broken stored state or a bug: a retry would fail the same way.
-            Self::Inventory(
-                InventoryError::UnknownStoredDetailType(..)
-                | InventoryError::Serialize(_)
-                | InventoryError::Inconsistent(..)
-                | InventoryError::UndecidedOrder(_),
-            ) => false,
-            Self::Inventory(_) | Self::Outbox(_) | Self::DatabaseAuth(_) => true,
+            Self::Inventory(error) => error.is_retryable(),
+            Self::Outbox(error) => error.is_retryable(),
+            Self::Database(error) => error.is_retryable(),
         }
     }
 
     /// A stable name for the kind of failure, reported to Lambda as the error type.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Cow<'static, str> {
         match self {
-            Self::Unreadable(_) => "UnreadableEvent",
-            Self::Inventory(InventoryError::Database(_)) => "DatabaseUnavailable",
-            Self::Inventory(InventoryError::Contention(_)) => "SeatContention",
-            Self::Inventory(InventoryError::OrderContention(_)) => "OrderContention",
-            Self::Inventory(_) => "InconsistentInventory",
-            Self::Outbox(OutboxError::Database(_)) => "DatabaseUnavailable",
-            Self::Outbox(OutboxError::Publish(_)) => "PublishFailed",
-            Self::Outbox(OutboxError::UnknownDetailType(..)) => "InconsistentOutbox",
-            Self::Serialize(_) => "SerializeFailed",
-            Self::DatabaseAuth(_) => "DatabaseAuthUnavailable",
+            Self::Unreadable(_) => "UnreadableEvent".into(),
+            Self::Inventory(InventoryError::Database(error))
+            | Self::Outbox(OutboxError::Database(error))
+            | Self::Database(error) => database_kind(error),
+            Self::Inventory(InventoryError::Contention(_)) => "SeatContention".into(),
+            Self::Inventory(InventoryError::OrderContention(_)) => "OrderContention".into(),
+            Self::Inventory(InventoryError::Quarantined { .. }) => "OrderQuarantined".into(),
+            Self::Inventory(InventoryError::UndecidedOrder(_)) => "InconsistentInventory".into(),
+            Self::Inventory(InventoryError::Serialize(_)) | Self::Serialize(_) => {
+                "SerializeFailed".into()
+            }
+            Self::Outbox(OutboxError::Publish(_)) => "PublishFailed".into(),
         }
+    }
+}
+
+fn database_kind(error: &DbError) -> Cow<'static, str> {
+    match error {
+        DbError::Transient { .. } => "DatabaseUnavailable".into(),
+        DbError::OutOfTime => "OutOfTime".into(),
+        DbError::Permanent { sqlstate, .. } => format!("DatabaseRefused.{sqlstate}").into(),
+        DbError::Inconsistent { .. } => "InconsistentInventory".into(),
+        DbError::Decode { .. } => "UnreadableDatabaseAnswer".into(),
+        DbError::Auth(_) => "DatabaseAuth".into(),
     }
 }
 
@@ -100,9 +115,9 @@ impl HandlerError {
 const REFUSAL_NAMESPACE: Uuid = Uuid::from_u128(0x5e0f_2a6c_7d1b_4c3e_9a8f_1b2c_3d4e_5f60);
 
 impl<B: EventBus> App<B> {
-    pub fn new(pool: PgPool, bus: B, settings: Settings) -> Self {
+    pub fn new(database: Database, bus: B, settings: Settings) -> Self {
         Self {
-            pool,
+            database,
             bus,
             settings,
         }
@@ -112,25 +127,33 @@ impl<B: EventBus> App<B> {
         &self.bus
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
+    /// Handles an event with the time an unbounded caller gets ([`deadline::UNBOUNDED`]).
     pub async fn handle(&self, payload: Value) -> Result<Handled, HandlerError> {
+        self.handle_until(payload, Deadline::after(deadline::UNBOUNDED))
+            .await
+    }
+
+    /// Handles an event, answering before `deadline` whatever happens.
+    pub async fn handle_until(
+        &self,
+        payload: Value,
+        deadline: Deadline,
+    ) -> Result<Handled, HandlerError> {
         let command = inbound::parse(payload).inspect_err(|error| {
             tracing::error!(error = %error, "unreadable event; failing the invocation");
         })?;
-        let result = match command {
-            Command::Reserve(Ok(request)) => self.reserve(&request).await,
-            Command::Reserve(Err(invalid)) => self.refuse_invalid(invalid).await,
-            Command::Confirm(request) => self.confirm(&request).await,
-            Command::Release(request) => self.release(&request).await,
-            Command::Housekeeping { causation_id } => self.housekeeping(&causation_id).await,
+        let result = match self.database.session(deadline).await {
+            Ok(mut session) => self.dispatch(&mut session, command).await,
+            Err(error) => Err(error.into()),
         };
         if let Err(error) = &result {
             tracing::error!(
                 error = %error,
-                kind = error.kind(),
+                kind = %error.kind(),
                 retryable = error.is_retryable(),
                 "invocation failed"
             );
@@ -138,10 +161,30 @@ impl<B: EventBus> App<B> {
         result
     }
 
-    async fn reserve(&self, request: &ReserveSeats) -> Result<Handled, HandlerError> {
+    async fn dispatch(
+        &self,
+        session: &mut Session<'_>,
+        command: Command,
+    ) -> Result<Handled, HandlerError> {
+        match command {
+            Command::Reserve(Ok(request)) => self.reserve(session, &request).await,
+            Command::Reserve(Err(invalid)) => self.refuse_invalid(session, invalid).await,
+            Command::Confirm(request) => self.confirm(session, &request).await,
+            Command::Release(request) => self.release(session, &request).await,
+            Command::Housekeeping { causation_id } => {
+                self.housekeeping(session, &causation_id).await
+            }
+        }
+    }
+
+    async fn reserve(
+        &self,
+        session: &mut Session<'_>,
+        request: &ReserveSeats,
+    ) -> Result<Handled, HandlerError> {
         record_ids(request.order_id, &request.causation_id);
         let (event, released) =
-            match inventory::reserve(&self.pool, request, self.settings.lock_ttl).await? {
+            match inventory::reserve(session, request, self.settings.lock_ttl).await? {
                 Reservation::Decided {
                     event,
                     released,
@@ -154,7 +197,6 @@ impl<B: EventBus> App<B> {
                         expired_holders = released.len(),
                         "order decided"
                     );
-                    metrics::expired_holds_released(released.len());
                     (event, released)
                 }
                 Reservation::Replayed(event) => {
@@ -170,7 +212,7 @@ impl<B: EventBus> App<B> {
                     let problem = match refused {
                         Reservation::ClosedBeforeReserved(by) => {
                             format!(
-                                "order {order} was closed by {by} before its seats were requested"
+                                "order {order} was closed by {by:?} before its seats were requested"
                             )
                         }
                         _ => format!(
@@ -185,25 +227,32 @@ impl<B: EventBus> App<B> {
                         problem,
                         causation_id: request.causation_id.clone(),
                     };
-                    return self.refuse_invalid(refusal).await;
+                    return self.refuse_invalid(session, refusal).await;
                 }
             };
-        self.publish(std::iter::once(event.clone()).chain(released).collect())
-            .await?;
+        self.publish(
+            session,
+            std::iter::once(event.clone()).chain(released).collect(),
+        )
+        .await?;
         Ok(Handled::Answered(event))
     }
 
-    async fn confirm(&self, request: &ConfirmOrder) -> Result<Handled, HandlerError> {
+    async fn confirm(
+        &self,
+        session: &mut Session<'_>,
+        request: &ConfirmOrder,
+    ) -> Result<Handled, HandlerError> {
         record_ids(request.order_id, &request.causation_id);
-        let confirmation = inventory::confirm(&self.pool, request).await?;
+        let confirmation = inventory::confirm(session, request).await?;
         tracing::info!(
             outcome = confirmation.answer.detail_type.as_str(),
             payment_id = %request.payment_id,
             "payment answered"
         );
-        metrics::expired_holds_released(confirmation.released.len());
         let answer = confirmation.answer.clone();
         self.publish(
+            session,
             std::iter::once(confirmation.answer)
                 .chain(confirmation.released)
                 .collect(),
@@ -212,53 +261,108 @@ impl<B: EventBus> App<B> {
         Ok(Handled::Answered(answer))
     }
 
-    async fn release(&self, request: &ReleaseOrder) -> Result<Handled, HandlerError> {
+    async fn release(
+        &self,
+        session: &mut Session<'_>,
+        request: &ReleaseOrder,
+    ) -> Result<Handled, HandlerError> {
         record_ids(request.order_id, &request.causation_id);
-        match inventory::release(&self.pool, request).await? {
+        match inventory::release(session, request).await? {
             Release::Released(events) => {
                 tracing::info!(reason = ?request.reason, "seats released");
-                self.publish(events.clone()).await?;
+                self.publish(session, events.clone()).await?;
                 Ok(Handled::Released(events))
             }
-            Release::NothingHeld => {
+            Release::NothingHeld { pending } => {
                 // A retry after a failed publish finds nothing left to release: send what
-                // the first attempt queued instead.
-                let pending = outbox::pending_for_order(&self.pool, request.order_id).await?;
+                // the first attempt queued instead (not what this instance sent already
+                // and has yet to mark).
+                let pending: Vec<OutgoingEvent> = pending
+                    .into_iter()
+                    .filter(|event| !session.database().awaits_mark(event.event_id))
+                    .collect();
                 tracing::info!(pending = pending.len(), "nothing held; nothing to release");
-                self.publish(pending).await?;
+                self.publish(session, pending).await?;
                 Ok(Handled::Released(Vec::new()))
             }
         }
     }
 
-    /// The schedule: expire lapsed holds, then publish stragglers and prune the outbox.
-    async fn housekeeping(&self, causation_id: &str) -> Result<Handled, HandlerError> {
+    /// The schedule: expire lapsed holds, publish stragglers, prune the outbox. Each part
+    /// runs and reports on its own, so one failing never stops the others; the invocation
+    /// fails (to be retried) if any did.
+    async fn housekeeping(
+        &self,
+        session: &mut Session<'_>,
+        causation_id: &str,
+    ) -> Result<Handled, HandlerError> {
         tracing::Span::current().record("eventId", display(causation_id));
-        let expired = inventory::expire_lapsed_holds(&self.pool, causation_id).await?;
-        let orders_expired = expired.len();
-        metrics::expired_holds_released(orders_expired);
-        self.publish(expired).await?;
-        let relay = outbox::relay(&self.pool, &self.bus, self.settings.relay).await?;
+        let mut report = HousekeepingReport::default();
+        let mut failures: Vec<HandlerError> = Vec::new();
+
+        match inventory::expire_lapsed_holds(session, causation_id).await {
+            Ok(Expiry {
+                released,
+                quarantined,
+                skipped,
+            }) => {
+                report.orders_expired = released.len();
+                report.orders_quarantined = quarantined.len();
+                tracing::info!(
+                    orders_expired = released.len(),
+                    orders_quarantined = quarantined.len(),
+                    orders_skipped = skipped,
+                    "expiry ran"
+                );
+                if let Err(error) = self.publish(session, released).await {
+                    failures.push(error);
+                }
+            }
+            Err(error) => failures.push(part_failed("expiry", error.into())),
+        }
+        match outbox::relay(session, &self.bus, &self.settings.relay).await {
+            Ok(relay) => report.relay = relay,
+            Err(error) => failures.push(part_failed("relay", error.into())),
+        }
+        match outbox::prune(session, self.settings.relay.retention_days).await {
+            Ok(pruned) => report.pruned = pruned,
+            Err(error) => failures.push(part_failed("prune", error.into())),
+        }
+        if let Err(error) = session.flush_marks(true).await {
+            failures.push(part_failed("marking published entries", error.into()));
+        }
         tracing::info!(
-            orders_expired,
-            published = relay.published,
-            pruned = relay.pruned,
-            oldest_pending_seconds = relay.oldest_pending_seconds,
+            orders_expired = report.orders_expired,
+            orders_quarantined = report.orders_quarantined,
+            relayed = report.relay.published,
+            parked = report.relay.parked,
+            pruned = report.pruned,
+            oldest_pending_seconds = report.relay.oldest_pending_seconds,
+            failed_parts = failures.len(),
             "housekeeping ran"
         );
-        Ok(Handled::Housekeeping(HousekeepingReport {
-            orders_expired,
-            relay,
-        }))
+        match failures.into_iter().next() {
+            None => Ok(Handled::Housekeeping(report)),
+            Some(first) => Err(first),
+        }
     }
 
-    async fn publish(&self, events: Vec<OutgoingEvent>) -> Result<(), HandlerError> {
-        outbox::publish(&self.pool, &self.bus, &events).await?;
+    async fn publish(
+        &self,
+        session: &mut Session<'_>,
+        events: Vec<OutgoingEvent>,
+    ) -> Result<(), HandlerError> {
+        outbox::publish(session, &self.bus, &events, &self.settings.relay).await?;
+        session.flush_marks(false).await?;
         Ok(())
     }
 
     /// `INVALID_REQUEST`: nothing is written, the answer is sent straight to the bus.
-    async fn refuse_invalid(&self, invalid: InvalidOrder) -> Result<Handled, HandlerError> {
+    async fn refuse_invalid(
+        &self,
+        session: &mut Session<'_>,
+        invalid: InvalidOrder,
+    ) -> Result<Handled, HandlerError> {
         record_ids(invalid.order_id, &invalid.causation_id);
         tracing::warn!(problem = %invalid.problem, "invalid request; refusing");
         metrics::reservation_refused(FailureReason::InvalidRequest);
@@ -278,9 +382,14 @@ impl<B: EventBus> App<B> {
         .to_event()?;
         // Not in the outbox: recording the attempt touches no row, and a failed publish
         // fails the invocation so that Lambda retries it.
-        self.publish(vec![event.clone()]).await?;
+        self.publish(session, vec![event.clone()]).await?;
         Ok(Handled::Answered(event))
     }
+}
+
+fn part_failed(part: &'static str, error: HandlerError) -> HandlerError {
+    tracing::error!(part, error = %error, kind = %error.kind(), "housekeeping part failed");
+    error
 }
 
 /// Puts the order id and the incoming event id on the invocation's span, so that every

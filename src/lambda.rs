@@ -13,9 +13,9 @@ use serde_json::Value;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
+use crate::deadline::{DEFAULT_MARGIN, Deadline};
 use crate::handler::{App, HandlerError};
 use crate::outbound::EventBus;
-use crate::rds_iam::IamPool;
 
 impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Self {
@@ -33,31 +33,30 @@ impl From<HandlerError> for Diagnostic {
 
 /// Runs the service until the Lambda runtime stops it. With a metrics collector, its
 /// Embedded Metric Format document is flushed to stdout after every invocation.
-/// With IAM auth, the pool's token is renewed (when due) before every invocation, so a
-/// connection opened during it signs in with a fresh one.
+///
+/// With `AWS_LAMBDA_MAX_CONCURRENCY` above 1 (Lambda Managed Instances) the runtime polls
+/// for that many invocations at once, each with its own database connection; otherwise it
+/// runs one at a time. Each invocation answers before its deadline, less a margin.
 pub async fn run<B: EventBus + 'static>(
     app: App<B>,
-    iam: Option<IamPool>,
     metrics: Option<&'static Collector>,
 ) -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(app);
-    let iam = Arc::new(iam);
     let cold = Arc::new(AtomicBool::new(true));
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
-        let iam = Arc::clone(&iam);
         let cold = Arc::clone(&cold);
         async move {
             if cold.swap(false, Ordering::Relaxed) {
                 crate::metrics::cold_start();
             }
             let started = Instant::now();
-            if let Some(iam) = iam.as_ref() {
-                iam.renew_token().await.map_err(HandlerError::from)?;
-            }
+            let deadline = Deadline::from_epoch_millis(event.context.deadline, DEFAULT_MARGIN);
             // Boxed: the handler's state machine is deep enough to overflow the type-layout
             // recursion limit of the runtime's nested futures; one allocation per invocation.
-            let result = Box::pin(app.handle(event.payload)).await.map(|_| ());
+            let result = Box::pin(app.handle_until(event.payload, deadline))
+                .await
+                .map(|_| ());
             crate::metrics::handler_duration(started.elapsed());
             if let Some(Err(error)) = metrics.map(|c| c.flush(std::io::stdout().lock())) {
                 tracing::warn!(error = %error, "metrics could not be written");
@@ -65,7 +64,10 @@ pub async fn run<B: EventBus + 'static>(
             result
         }
     });
-    Runtime::new(handler).layer(InvocationSpan).run().await
+    Runtime::new(handler)
+        .layer(InvocationSpan)
+        .run_concurrent()
+        .await
 }
 
 /// Opens the one span of an invocation, like the runtime's own tracing layer, but with

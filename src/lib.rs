@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod domain;
 pub mod handler;
 pub mod inbound;

@@ -1,22 +1,38 @@
-//! Wiring only: configuration, telemetry, the pool and the EventBridge client, built once
-//! per cold start, then the Lambda runtime loop. `aeronode-inventory migrate` instead
-//! applies `database/migrations` and exits; migrations never run on a cold start.
+//! Wiring only: configuration, telemetry, the database connections and the EventBridge
+//! client, built once per cold start, then the Lambda runtime loop. `aeronode-inventory
+//! migrate` instead applies `database/migrations` and exits; migrations never run on a
+//! cold start.
 
 use std::time::Duration;
 
 use aeronode_inventory::config::Config;
+use aeronode_inventory::db::{self, Database};
+use aeronode_inventory::deadline::Deadline;
 use aeronode_inventory::handler::{App, Settings};
 use aeronode_inventory::outbound::EventBridgeBus;
-use aeronode_inventory::rds_iam::IamPool;
-use aeronode_inventory::{db, lambda, metrics, telemetry};
+use aeronode_inventory::rds_iam::TokenSource;
+use aeronode_inventory::{lambda, metrics, telemetry};
 use aws_config::timeout::TimeoutConfig;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(std::io::stdout);
     let config = Config::from_env().inspect_err(|error| {
         tracing::error!(error = %error, "configuration is invalid; not starting");
     })?;
+    // One invocation at a time needs one thread; Lambda Managed Instances run several.
+    let runtime = if config.max_concurrency > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
     // The SDK sets no read timeout by default: an endpoint that accepts and never answers
     // would hold the invocation until Lambda's timeout instead of failing it for a retry.
@@ -28,17 +44,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .timeout_config(timeouts)
         .load()
         .await;
-    let (pool, iam) = if config.iam_auth {
-        let iam = IamPool::from_sdk_config(config.database, &aws)?;
-        (iam.pool().clone(), Some(iam))
+    let database = if config.iam_auth {
+        let tokens = TokenSource::from_sdk_config(&config.database, &aws)?;
+        Database::with_iam(config.database, tokens, config.max_concurrency)
     } else {
-        (db::pool(config.database), None)
+        Database::new(config.database, config.max_concurrency)
     };
     if std::env::args().nth(1).as_deref() == Some("migrate") {
-        if let Some(iam) = &iam {
-            iam.renew_token().await?;
-        }
-        db::MIGRATOR.run(&pool).await?;
+        let mut session = database
+            .session(Deadline::after(Duration::from_secs(600)))
+            .await?;
+        db::MIGRATOR.run(session.connection().await?).await?;
         tracing::info!("migrations applied");
         return Ok(());
     }
@@ -53,5 +69,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = metrics::install()
         .inspect_err(|error| tracing::warn!(error = %error, "metrics are off"))
         .ok();
-    lambda::run(App::new(pool, bus, settings), iam, metrics).await
+    lambda::run(App::new(database, bus, settings), metrics).await
 }

@@ -61,3 +61,14 @@ pub fn expired_holds_released(orders: usize) {
 pub fn handler_duration(elapsed: std::time::Duration) {
     histogram!("HandlerDuration").record(elapsed.as_secs_f64() * 1e3);
 }
+
+/// Orders set aside because their holds could not be closed consistently; alarmed on.
+pub fn order_quarantined() {
+    counter!("OrdersQuarantined").increment(1);
+}
+
+/// Outbox entries parked in all, measured by the schedule; alarmed on. A histogram for the
+/// same reason as the pending age: only the runs that measured it report it.
+pub fn outbox_parked(entries: u64) {
+    histogram!("OutboxParkedEntries").record(entries as f64);
+}

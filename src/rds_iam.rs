@@ -18,7 +18,6 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 /// How long RDS accepts a token after its signing time.
@@ -253,55 +252,29 @@ pub fn require_verified_tls(options: PgConnectOptions) -> PgConnectOptions {
     options.ssl_mode(PgSslMode::VerifyFull)
 }
 
-/// The pool of [`crate::db::pool`], over verified TLS, whose new connections sign in
-/// with an IAM auth token as the password.
-///
-/// sqlx 0.9 has no hook that runs before it opens a connection, but it reads the pool's
-/// connect options at each attempt, so [`IamPool::renew_token`] puts a fresh token there.
-/// Call it before each use (each invocation); it signs only when the token is due.
-#[derive(Clone)]
-pub struct IamPool {
-    pool: PgPool,
-    tokens: Arc<TokenSource>,
-}
-
-impl IamPool {
-    /// `options` name the host, port, user and database; any password in them is
-    /// replaced by the first [`IamPool::renew_token`].
-    pub fn new(options: PgConnectOptions, tokens: TokenSource) -> Self {
-        Self {
-            pool: crate::db::pool(require_verified_tls(options)),
-            tokens: Arc::new(tokens),
-        }
-    }
-
+impl TokenSource {
     /// Signs with the SDK config's credentials and region, for the host, port and user
     /// of `options`.
     pub fn from_sdk_config(
-        options: PgConnectOptions,
+        options: &PgConnectOptions,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, RdsIamError> {
         let credentials = aws
             .credentials_provider()
             .ok_or(RdsIamError::NoCredentialsProvider)?;
         let region = aws.region().ok_or(RdsIamError::NoRegion)?;
-        let tokens = TokenSource::new(Endpoint::of(&options, region.as_ref()), credentials);
-        Ok(Self::new(options, tokens))
+        Ok(Self::new(
+            Endpoint::of(options, region.as_ref()),
+            credentials,
+        ))
     }
+}
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Makes connections opened from now on present a token with at least five minutes
-    /// left. Connections already open stay as they are: a token is checked only when a
-    /// connection signs in.
-    pub async fn renew_token(&self) -> Result<(), RdsIamError> {
-        let token = self.tokens.token().await?;
-        let options = (*self.pool.connect_options()).clone();
-        self.pool
-            .set_connect_options(options.password(token.as_str()));
-        Ok(())
+impl RdsIamError {
+    /// Loading credentials can fail for a moment (the credentials endpoint is busy); a
+    /// missing provider or region, or a signing failure, fails the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Credentials(_))
     }
 }
 
@@ -455,15 +428,15 @@ mod tests {
 
     #[test]
     fn an_sdk_config_without_credentials_or_region_is_named_as_the_problem() {
-        let options = || PgConnectOptions::new_without_pgpass().host("proxy.example");
+        let options = PgConnectOptions::new_without_pgpass().host("proxy.example");
         let no_credentials = aws_config::SdkConfig::builder().build();
         let no_region = aws_config::SdkConfig::builder()
             .credentials_provider(SharedCredentialsProvider::new(temporary_credentials()))
             .build();
 
         let errors = [
-            IamPool::from_sdk_config(options(), &no_credentials).err(),
-            IamPool::from_sdk_config(options(), &no_region).err(),
+            TokenSource::from_sdk_config(&options, &no_credentials).err(),
+            TokenSource::from_sdk_config(&options, &no_region).err(),
         ];
 
         assert!(matches!(
@@ -475,24 +448,34 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn the_iam_pool_requires_tls_with_a_verified_certificate() {
+    #[test]
+    fn iam_connections_require_tls_with_a_verified_certificate() {
         let options = PgConnectOptions::new_without_pgpass()
             .host("proxy.example")
             .username("inventory_app")
             .ssl_mode(PgSslMode::Prefer);
 
-        let iam = IamPool::new(
+        let database = crate::db::Database::with_iam(
             options,
             TokenSource::new(
                 proxy(),
                 SharedCredentialsProvider::new(temporary_credentials()),
             ),
+            1,
         );
 
-        let options = iam.pool().connect_options();
+        let options = database.options();
         assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
         assert_eq!(options.get_host(), "proxy.example");
+    }
+
+    #[test]
+    fn only_loading_credentials_is_worth_retrying() {
+        let loading = RdsIamError::Credentials(CredentialsError::not_loaded("busy"));
+
+        assert!(loading.is_retryable());
+        assert!(!RdsIamError::NoRegion.is_retryable());
+        assert!(!RdsIamError::NoCredentialsProvider.is_retryable());
     }
 
     const START: u64 = 1_732_492_800;

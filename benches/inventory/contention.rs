@@ -1,4 +1,4 @@
-//! Contention throughput: K simulated Lambda instances (each its own one-connection pool,
+//! Contention throughput: K simulated Lambda instances (each its own held connection,
 //! one invocation at a time) race for a hot set of seats, through the real handler and
 //! through the smallest transaction that takes a seat, side by side.
 
@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aeronode_inventory::db;
+use aeronode_inventory::db::Database;
+use aeronode_inventory::deadline::{self, Deadline};
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::{App, Handled, HandlerError, Settings};
 use aeronode_inventory::inventory::LockTtl;
@@ -30,19 +31,20 @@ use crate::{Plan, Result};
 /// Rows 1-4: 24 seats that every order of a phase competes for.
 pub const HOT_SEATS: usize = 24;
 
-/// The ceiling: one conditional `UPDATE` in its own (autocommit) transaction, sent like
-/// every statement of the service (unnamed, through `db::statement`).
+/// The ceiling: one conditional `UPDATE` in its own (autocommit) transaction, in one round
+/// trip on a held connection, as the service sends its calls (simple query protocol,
+/// nothing prepared).
 const TAKE_ONE_SEAT: &str = "
 UPDATE flight_seats
 SET status = 'LOCKED', version = version + 1, updated_at = now()
-WHERE seat_id = $1 AND status = 'AVAILABLE'
+WHERE seat_id = '{seat}' AND status = 'AVAILABLE'
 ";
 
 /// Gives a seat the ceiling took back; not timed.
 const GIVE_IT_BACK: &str = "
 UPDATE flight_seats
 SET status = 'AVAILABLE', version = version + 1, updated_at = now()
-WHERE seat_id = $1 AND status = 'LOCKED'
+WHERE seat_id = '{seat}' AND status = 'LOCKED'
 ";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +182,7 @@ async fn run_phase(
         tasks.push(match mode {
             Mode::Handler => {
                 let app = App::new(
-                    db::pool(db.options.clone()),
+                    Database::new(db.options.clone(), 1),
                     RecordingBus::new(),
                     settings(),
                 );
@@ -188,10 +190,10 @@ async fn run_phase(
                 tokio::spawn(instance.handler(app, events, hot, warm_up_seat))
             }
             Mode::Ceiling => {
-                let pool = db::pool(db.options.clone());
+                let database = Database::new(db.options.clone(), 1);
                 let warm_up = db.seat_ids(flight, &[warm_up_seat]).await?[0];
                 let hot_ids = Arc::clone(&hot_ids);
-                tokio::spawn(instance.ceiling(pool, hot_ids, warm_up))
+                tokio::spawn(instance.ceiling(database, hot_ids, warm_up))
             }
         });
     }
@@ -353,13 +355,13 @@ impl Instance {
     /// at once (not timed).
     async fn ceiling(
         mut self,
-        pool: PgPool,
+        database: Database,
         hot: Arc<Vec<Uuid>>,
         warm_up_seat: Uuid,
     ) -> Result<Tally> {
         let mut tally = Tally::default();
-        if take(&pool, warm_up_seat).await? {
-            give_back(&pool, warm_up_seat).await?;
+        if take(&database, warm_up_seat).await? {
+            give_back(&database, warm_up_seat).await?;
         } else {
             return Err(format!("instance {}: its warm-up seat was taken", self.index).into());
         }
@@ -370,12 +372,12 @@ impl Instance {
         while Instant::now() < deadline {
             let seat = hot[self.rng.below(hot.len())];
             let started = Instant::now();
-            let taken = take(&pool, seat).await;
+            let taken = take(&database, seat).await;
             tally.time(started.elapsed());
             match taken {
                 Ok(true) => {
                     tally.reserved += 1;
-                    give_back(&pool, seat).await?;
+                    give_back(&database, seat).await?;
                 }
                 Ok(false) => tally.taken += 1,
                 Err(error) => {
@@ -426,21 +428,30 @@ fn error_key(error: &HandlerError) -> String {
     if error.to_string().contains("deadlock detected") {
         format!("{} (deadlock)", error.kind())
     } else {
-        error.kind().to_owned()
+        error.kind().into_owned()
     }
 }
 
-async fn take(pool: &PgPool, seat: Uuid) -> std::result::Result<bool, sqlx::Error> {
-    let done = db::statement(TAKE_ONE_SEAT)
-        .bind(seat)
-        .execute(pool)
+/// One statement in one round trip on the instance's held connection, as the handler's
+/// calls are sent: the smallest transaction that can take a seat.
+async fn one_round_trip(database: &Database, sql: &str, seat: Uuid) -> Result<u64> {
+    let mut session = database
+        .session(Deadline::after(deadline::UNBOUNDED))
         .await?;
-    Ok(done.rows_affected() == 1)
+    let connection = session.connection().await?;
+    let sql = sql.replace("{seat}", &seat.to_string());
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(connection)
+        .await?;
+    Ok(done.rows_affected())
 }
 
-async fn give_back(pool: &PgPool, seat: Uuid) -> Result<()> {
-    let done = db::statement(GIVE_IT_BACK).bind(seat).execute(pool).await?;
-    if done.rows_affected() == 1 {
+async fn take(database: &Database, seat: Uuid) -> Result<bool> {
+    Ok(one_round_trip(database, TAKE_ONE_SEAT, seat).await? == 1)
+}
+
+async fn give_back(database: &Database, seat: Uuid) -> Result<()> {
+    if one_round_trip(database, GIVE_IT_BACK, seat).await? == 1 {
         Ok(())
     } else {
         Err(format!("seat {seat} was taken by the ceiling but is not LOCKED").into())

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aeronode_inventory::db;
+use aeronode_inventory::db::Database;
+use aeronode_inventory::deadline::{self, Deadline};
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::{App, Handled, Settings};
 use aeronode_inventory::inventory::LockTtl;
@@ -144,7 +145,7 @@ pub async fn run(db: &BenchDb, events: &Events) -> Result<RoundTrips> {
         lock_ttl: LockTtl::from_seconds(900),
         relay: RelayPolicy::default(),
     };
-    let app = App::new(db::pool(options), RecordingBus::new(), settings);
+    let app = App::new(Database::new(options, 1), RecordingBus::new(), settings);
     let flight = db.flight().await?;
     let mut seats_reserved = 0;
 
@@ -184,11 +185,16 @@ pub async fn run(db: &BenchDb, events: &Events) -> Result<RoundTrips> {
     release.wall = wall;
 
     // pg_prepared_statements is per session: ask on the handler's own connection.
-    let prepared_statements: i64 =
-        db::statement("SELECT count(*) AS prepared FROM pg_prepared_statements")
-            .fetch_one(app.pool())
-            .await
-            .and_then(|row| sqlx::Row::try_get(&row, "prepared"))?;
+    let prepared_statements: i64 = {
+        let mut session = app
+            .database()
+            .session(Deadline::after(deadline::UNBOUNDED))
+            .await?;
+        sqlx::query_scalar("SELECT count(*) AS prepared FROM pg_prepared_statements")
+            .persistent(false)
+            .fetch_one(session.connection().await?)
+            .await?
+    };
     let consistency = db
         .check_holds(flight, seats_reserved)
         .await?

@@ -2,16 +2,16 @@
 //! serialized form that travels through the outbox to the bus.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{FailureReason, FlightId, OrderId, SeatNumber};
+use super::{FailureReason, FlightId, HoldStatus, OrderId, SeatNumber};
 
 /// The `source` of every event this service publishes.
 pub const EVENT_SOURCE: &str = "skyledger.inventory";
 
 /// The `detail-type` of an outgoing event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DetailType {
     SeatReserved,
     SeatReservationFailed,
@@ -48,7 +48,8 @@ impl DetailType {
 
 /// An event ready to leave the process. `event_id` is also inside `detail` as `eventId`:
 /// it stays the same however often the event is sent, so consumers can de-duplicate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OutgoingEvent {
     pub event_id: Uuid,
     pub detail_type: DetailType,
@@ -70,7 +71,7 @@ impl OutgoingEvent {
 }
 
 /// A seat as held (or sold) for an order, with the version that proves it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldSeat {
     pub seat_id: Uuid,
@@ -173,12 +174,21 @@ pub enum ReleaseReason {
 
 impl ReleaseReason {
     /// The hold status a release of this kind leaves behind.
-    pub fn closing_status(self) -> &'static str {
+    pub fn closing_status(self) -> HoldStatus {
         match self {
-            Self::HoldExpired => "EXPIRED",
-            Self::PaymentFailed | Self::OrderCancelled => "RELEASED",
+            Self::HoldExpired => HoldStatus::Expired,
+            Self::PaymentFailed | Self::OrderCancelled => HoldStatus::Released,
         }
     }
+}
+
+/// An incoming event that can close an order before its `OrderCreated` was seen (EventBridge
+/// does not order events): the order is then claimed as closed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderCloser {
+    PaymentSucceeded,
+    PaymentFailed,
+    OrderCancelled,
 }
 
 /// Detail of `SeatReleased`: the order's seats are free again, at these versions.

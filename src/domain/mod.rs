@@ -6,9 +6,12 @@ mod reason;
 mod seat;
 
 pub use events::{
-    BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OutgoingEvent, ReleaseReason,
-    SeatBooked, SeatBookingFailed, SeatReleased, SeatReservationFailed, SeatReserved,
+    BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OrderCloser, OutgoingEvent,
+    ReleaseReason, SeatBooked, SeatBookingFailed, SeatReleased, SeatReservationFailed,
+    SeatReserved,
 };
 pub use ids::{FlightId, OrderId};
 pub use reason::FailureReason;
-pub use seat::{Cabin, MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError, SeatStatus};
+pub use seat::{
+    Cabin, HoldStatus, MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError, SeatStatus,
+};

@@ -1,10 +1,13 @@
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// An order may ask for at most this many seats.
 pub const MAX_SEATS_PER_ORDER: usize = 9;
 
 /// A seat on the seat map: row 1-99 and a letter A-K, such as `12A`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct SeatNumber(String);
 
 impl SeatNumber {
@@ -36,6 +39,14 @@ impl SeatNumber {
     }
 }
 
+impl TryFrom<String> for SeatNumber {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw).ok_or_else(|| format!("{:?} is not a seat number", shorten(&raw)))
+    }
+}
+
 impl fmt::Display for SeatNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -49,27 +60,27 @@ impl serde::Serialize for SeatNumber {
 }
 
 /// Where a seat stands in its life: free, held for an order, or sold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SeatStatus {
     Available,
     Locked,
     Booked,
 }
 
-impl SeatStatus {
-    /// Reads the database's `seat_status` enum, sent as text.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "AVAILABLE" => Some(Self::Available),
-            "LOCKED" => Some(Self::Locked),
-            "BOOKED" => Some(Self::Booked),
-            _ => None,
-        }
-    }
+/// Where a hold stands: held, sold, given back, or lapsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HoldStatus {
+    Active,
+    Confirmed,
+    Released,
+    Expired,
 }
 
 /// A cabin of the aircraft; any-seat orders may ask for one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Cabin {
     First,
     Business,

@@ -1,18 +1,23 @@
 //! After a hold: selling it (confirm), giving it back (release), and expiring it when
-//! nobody paid. Each locks the order's `reservations` row first, so one order's transitions
-//! never interleave, and a confirmation racing an expiry ends one way or the other.
+//! nobody paid. Each reads the order, decides here, and writes the decision in one call
+//! that locks the order's row before its holds and seats, and applies it only if the
+//! order is still as read: one order's transitions never interleave, and a confirmation
+//! racing an expiry ends one way or the other.
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::{CLOSED_BEFORE_RESERVED, InventoryError, queue, sql, stored_event};
-use crate::db::statement;
+use super::InventoryError;
+use super::sql::{
+    self, Close, Hold, Order, OrderKey, OrderRead, QuarantinedOrder, ReadLapsed, Transition,
+    Transitioned,
+};
+use crate::db::{DbError, Session};
 use crate::domain::{
-    BookingFailureReason, FlightId, HeldSeat, OrderId, OutgoingEvent, ReleaseReason, SeatBooked,
-    SeatBookingFailed, SeatReleased,
+    BookingFailureReason, FlightId, HoldStatus, OrderCloser, OrderId, OutgoingEvent, ReleaseReason,
+    SeatBooked, SeatBookingFailed, SeatReleased,
 };
 use crate::inbound::{ConfirmOrder, ReleaseOrder};
+use crate::metrics;
 
 /// The answer to a payment: `SeatBooked` or `SeatBookingFailed`, and the `SeatReleased`
 /// of holds found expired on the way.
@@ -22,131 +27,146 @@ pub struct Confirmation {
     pub released: Vec<OutgoingEvent>,
 }
 
-/// What a release did: the `SeatReleased` events it queued, or nothing to release.
+/// What a release did: the `SeatReleased` it queued, or nothing to release (with the
+/// order's events still waiting for the bus, which a retry after a failed publish sends).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Release {
     Released(Vec<OutgoingEvent>),
-    NothingHeld,
+    NothingHeld { pending: Vec<OutgoingEvent> },
 }
 
-/// How often a transition starts over when its order was being created at that moment.
-const ORDER_ATTEMPTS: usize = 3;
-
-/// Locks the order's row within `tx`. An order not seen yet is first claimed as closed
-/// `by` this event, so that its late OrderCreated holds nothing. `None`: the order was
-/// being created at that very moment; start over.
-async fn lock_order(
-    tx: &mut PgConnection,
-    order_id: Uuid,
-    by: &str,
-) -> Result<Option<PgRow>, sqlx::Error> {
-    let lock = || statement(sql::LOCK_ORDER).bind(order_id);
-    if let Some(order) = lock().fetch_optional(&mut *tx).await? {
-        return Ok(Some(order));
-    }
-    let claimed = statement(sql::CLOSE_UNKNOWN_ORDER)
-        .bind(order_id)
-        .bind(format!("{CLOSED_BEFORE_RESERVED}{by}"))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if claimed == 0 {
-        return Ok(None);
-    }
-    lock().fetch_optional(&mut *tx).await
+/// What a sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// One `SeatReleased` per order whose lapsed holds were released.
+    pub released: Vec<OutgoingEvent>,
+    /// Orders set aside because their holds could not be closed consistently.
+    pub quarantined: Vec<Uuid>,
+    /// Orders another transaction was working on, or that changed under the sweep: the
+    /// next sweep takes them.
+    pub skipped: usize,
 }
+
+/// How often a transition starts over when its order changed between read and write.
+const ORDER_ATTEMPTS: usize = 4;
+
+/// Orders per read of the sweeper, and reads per run: a run is bounded.
+const EXPIRY_BATCH: i64 = 100;
+const EXPIRY_BATCHES_PER_RUN: usize = 10;
 
 /// `PaymentSucceeded`: every active hold of the order becomes a sale, or none does.
 pub async fn confirm(
-    pool: &PgPool,
+    session: &mut Session<'_>,
     request: &ConfirmOrder,
 ) -> Result<Confirmation, InventoryError> {
     let order_id = request.order_id.as_uuid();
     for _ in 0..ORDER_ATTEMPTS {
-        let mut tx = pool.begin().await?;
-        match lock_order(&mut tx, order_id, "PaymentSucceeded").await? {
-            Some(order) => return confirm_locked(tx, request, order).await,
-            None => tx.rollback().await?,
+        let read: OrderRead = session
+            .read(sql::READ_ORDER, &OrderKey { order_id })
+            .await?;
+        match decide_confirm(request, read.order.as_ref())? {
+            Confirm::Answered(answer) => {
+                return Ok(Confirmation {
+                    answer,
+                    released: Vec::new(),
+                });
+            }
+            Confirm::Apply(transition, confirmation) => {
+                if apply(session, &transition).await? {
+                    metrics::expired_holds_released(confirmation.released.len());
+                    return Ok(confirmation);
+                }
+            }
         }
     }
     Err(InventoryError::OrderContention(order_id))
 }
 
-async fn confirm_locked(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    request: &ConfirmOrder,
-    order: PgRow,
-) -> Result<Confirmation, InventoryError> {
-    let order_id = request.order_id.as_uuid();
-    let earlier = stored_event(
-        order_id,
-        order.try_get("booking_event_id")?,
-        order.try_get("booking_detail_type")?,
-        order.try_get("booking_detail")?,
-    )?;
-    if let Some(answer) = earlier {
-        tx.rollback().await?;
-        return Ok(Confirmation {
-            answer,
-            released: Vec::new(),
-        });
-    }
-    let flight_id: Option<Uuid> = order.try_get("flight_id")?;
-    let holds = statement(sql::ORDER_HOLDS)
-        .bind(order_id)
-        .try_map(|row: PgRow| Hold::from_row(&row))
-        .fetch_all(&mut *tx)
-        .await?;
+enum Confirm {
+    /// The payment was answered before: the same answer again.
+    Answered(OutgoingEvent),
+    /// Write this; once applied, this is the answer.
+    Apply(Transition, Confirmation),
+}
 
-    let mut released = Vec::new();
-    let answer = if holds.is_empty() {
-        booking_failed(request, Uuid::new_v4(), BookingFailureReason::HoldNotFound)?
-    } else if let (Some(flight_id), true) = (flight_id, holds.iter().all(Hold::still_ours)) {
-        let sold = statement(sql::BOOK)
-            .bind(order_id)
-            .try_map(|row: PgRow| held_seat(&row))
-            .fetch_all(&mut *tx)
-            .await?;
-        if sold.len() != holds.len() {
-            return Err(InventoryError::Inconsistent(
-                order_id,
-                "a held seat changed while the order was locked",
-            ));
+fn decide_confirm(
+    request: &ConfirmOrder,
+    order: Option<&Order>,
+) -> Result<Confirm, InventoryError> {
+    let order = match order {
+        None => {
+            // Before its OrderCreated: the order is closed by this payment, which is
+            // answered now and for good.
+            let answer = booking_failed(request, BookingFailureReason::HoldNotFound)?;
+            let transition = Transition {
+                order_id: request.order_id.as_uuid(),
+                wait: true,
+                claim_closed_by: Some(OrderCloser::PaymentSucceeded),
+                booking: Some(answer.clone()),
+                events: vec![answer.clone()],
+                ..Transition::default()
+            };
+            return Ok(Confirm::Apply(transition, answered(answer)));
         }
-        SeatBooked {
-            event_id: Uuid::new_v4(),
-            order_id: request.order_id,
-            flight_id: FlightId::from(flight_id),
-            seats: sold,
-            causation_id: request.causation_id.clone(),
-        }
-        .to_event()?
-    } else {
-        // Past expiry or released: never sell. Lapsed holds are released right away.
-        let freed = free_holds(
-            &mut tx,
-            &[order_id],
-            ReleaseReason::HoldExpired,
-            &request.causation_id,
-        )
-        .await?;
-        released = freed.events;
-        booking_failed(request, Uuid::new_v4(), BookingFailureReason::HoldExpired)?
+        Some(order) => order,
     };
-    statement(sql::RECORD_BOOKING_ANSWER)
-        .bind(order_id)
-        .bind(answer.event_id)
-        .bind(answer.detail_type.as_str())
-        .bind(&answer.detail)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Confirmation { answer, released })
+    refuse_quarantined(order)?;
+    if let Some(answer) = &order.booking {
+        return Ok(Confirm::Answered(answer.clone()));
+    }
+    let mut transition = Transition::of(order);
+    let mut released = Vec::new();
+    let answer = match (order.flight_id, order.holds.as_slice()) {
+        (_, []) => booking_failed(request, BookingFailureReason::HoldNotFound)?,
+        (Some(flight_id), holds) if holds.iter().all(Hold::still_ours) => {
+            transition.book = holds.iter().map(|hold| hold.lock_id).collect();
+            SeatBooked {
+                event_id: Uuid::new_v4(),
+                order_id: request.order_id,
+                flight_id: FlightId::from(flight_id),
+                seats: holds.iter().map(Hold::seat_after_transition).collect(),
+                causation_id: request.causation_id.clone(),
+            }
+            .to_event()?
+        }
+        (_, holds) => {
+            // Past expiry or released: never sell. Lapsed holds are released right away,
+            // so the payment can be refunded.
+            let lapsed: Vec<&Hold> = holds
+                .iter()
+                .filter(|hold| hold.status == HoldStatus::Active && hold.lapsed)
+                .collect();
+            if let Some(event) = seats_released(
+                order.order_id,
+                &lapsed,
+                ReleaseReason::HoldExpired,
+                &request.causation_id,
+            )? {
+                transition.close = Some(closing(&lapsed, HoldStatus::Expired));
+                released.push(event);
+            }
+            booking_failed(request, BookingFailureReason::HoldExpired)?
+        }
+    };
+    transition.booking = Some(answer.clone());
+    transition.events = std::iter::once(answer.clone())
+        .chain(released.iter().cloned())
+        .collect();
+    Ok(Confirm::Apply(
+        transition,
+        Confirmation { answer, released },
+    ))
+}
+
+fn answered(answer: OutgoingEvent) -> Confirmation {
+    Confirmation {
+        answer,
+        released: Vec::new(),
+    }
 }
 
 fn booking_failed(
     request: &ConfirmOrder,
-    event_id: Uuid,
     reason: BookingFailureReason,
 ) -> Result<OutgoingEvent, serde_json::Error> {
     let message = match reason {
@@ -158,7 +178,7 @@ fn booking_failed(
         }
     };
     SeatBookingFailed {
-        event_id,
+        event_id: Uuid::new_v4(),
         order_id: request.order_id,
         reason,
         message,
@@ -167,173 +187,309 @@ fn booking_failed(
     .to_event()
 }
 
-/// One hold of an order, as [`sql::ORDER_HOLDS`] reads it.
-struct Hold {
-    hold_status: String,
-    lapsed: bool,
-    seat_status: String,
-    seat_version: i32,
-    hold_version: i32,
-}
-
-impl Hold {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            hold_status: row.try_get("hold_status")?,
-            lapsed: row.try_get("lapsed")?,
-            seat_status: row.try_get("seat_status")?,
-            seat_version: row.try_get("version")?,
-            hold_version: row.try_get("seat_version")?,
-        })
-    }
-
-    /// Active, within its time, and the seat still at the version this hold took it at:
-    /// the proof that selling it cannot sell another order's seat.
-    fn still_ours(&self) -> bool {
-        self.hold_status == "ACTIVE"
-            && !self.lapsed
-            && self.seat_status == "LOCKED"
-            && self.seat_version == self.hold_version
-    }
-}
-
-fn held_seat(row: &PgRow) -> Result<HeldSeat, sqlx::Error> {
-    Ok(HeldSeat {
-        seat_id: row.try_get("seat_id")?,
-        seat_number: super::seat_number(row, "seat_number")?,
-        version: row.try_get("version")?,
-    })
-}
-
 /// `PaymentFailed` / `OrderCancelled`: active holds go back on sale; a cancellation also
 /// returns sold seats. Nothing held is a no-op.
-pub async fn release(pool: &PgPool, request: &ReleaseOrder) -> Result<Release, InventoryError> {
+pub async fn release(
+    session: &mut Session<'_>,
+    request: &ReleaseOrder,
+) -> Result<Release, InventoryError> {
     let order_id = request.order_id.as_uuid();
-    let by = match request.reason {
-        ReleaseReason::OrderCancelled => "OrderCancelled",
-        ReleaseReason::PaymentFailed | ReleaseReason::HoldExpired => "PaymentFailed",
-    };
     for _ in 0..ORDER_ATTEMPTS {
-        let mut tx = pool.begin().await?;
-        if lock_order(&mut tx, order_id, by).await?.is_none() {
-            tx.rollback().await?;
-            continue;
+        let read: OrderRead = session
+            .read(sql::READ_ORDER, &OrderKey { order_id })
+            .await?;
+        let (transition, release) = match decide_release(request, read)? {
+            Decided::Done(release) => return Ok(release),
+            Decided::Apply(transition, release) => (transition, release),
+        };
+        if apply(session, &transition).await? {
+            return Ok(release);
         }
-        let freed = free_holds(&mut tx, &[order_id], request.reason, &request.causation_id).await?;
-        // Committed either way: an order not seen before stays closed.
-        tx.commit().await?;
-        return Ok(if freed.events.is_empty() {
-            Release::NothingHeld
-        } else {
-            Release::Released(freed.events)
-        });
     }
     Err(InventoryError::OrderContention(order_id))
 }
 
-/// Orders per sweeper transaction, and transactions per run: a run is bounded.
-const EXPIRY_BATCH: i64 = 100;
-const EXPIRY_BATCHES_PER_RUN: usize = 10;
+enum Decided<T> {
+    Done(T),
+    Apply(Transition, T),
+}
 
-/// The sweeper: releases every hold past its expiry, a bounded batch of orders per
-/// transaction, skipping orders another transaction is deciding right now.
+fn decide_release(
+    request: &ReleaseOrder,
+    read: OrderRead,
+) -> Result<Decided<Release>, InventoryError> {
+    let Some(order) = read.order else {
+        // Before its OrderCreated: claim the order as closed, so it never holds seats.
+        let closer = match request.reason {
+            ReleaseReason::OrderCancelled => OrderCloser::OrderCancelled,
+            ReleaseReason::PaymentFailed | ReleaseReason::HoldExpired => OrderCloser::PaymentFailed,
+        };
+        let transition = Transition {
+            order_id: request.order_id.as_uuid(),
+            wait: true,
+            claim_closed_by: Some(closer),
+            ..Transition::default()
+        };
+        return Ok(Decided::Apply(
+            transition,
+            Release::NothingHeld {
+                pending: Vec::new(),
+            },
+        ));
+    };
+    refuse_quarantined(&order)?;
+    let cancel = request.reason == ReleaseReason::OrderCancelled;
+    let closing_holds: Vec<&Hold> = order
+        .holds
+        .iter()
+        .filter(|hold| {
+            hold.status == HoldStatus::Active || (cancel && hold.status == HoldStatus::Confirmed)
+        })
+        .collect();
+    let Some(event) = seats_released(
+        order.order_id,
+        &closing_holds,
+        request.reason,
+        &request.causation_id,
+    )?
+    else {
+        return Ok(Decided::Done(Release::NothingHeld {
+            pending: read.pending,
+        }));
+    };
+    let mut transition = Transition::of(&order);
+    transition.close = Some(closing(&closing_holds, request.reason.closing_status()));
+    transition.events = vec![event.clone()];
+    Ok(Decided::Apply(transition, Release::Released(vec![event])))
+}
+
+/// The sweeper: releases holds past their expiry, order by order, oldest first, in
+/// bounded batches and within the invocation's time. An order another transaction is
+/// working on is left to the next run; one that cannot be closed consistently is set
+/// aside (quarantined) and never stands in front of the others again.
 pub async fn expire_lapsed_holds(
-    pool: &PgPool,
+    session: &mut Session<'_>,
     causation_id: &str,
-) -> Result<Vec<OutgoingEvent>, InventoryError> {
-    let mut released = Vec::new();
+) -> Result<Expiry, InventoryError> {
+    let mut expiry = Expiry::default();
     for _ in 0..EXPIRY_BATCHES_PER_RUN {
-        let mut tx = pool.begin().await?;
-        let orders: Vec<Uuid> = statement(sql::LOCK_ORDERS_WITH_LAPSED_HOLDS)
-            .bind(EXPIRY_BATCH)
-            .try_map(|row: PgRow| row.try_get("order_id"))
-            .fetch_all(&mut *tx)
+        let orders: Vec<Order> = session
+            .read(
+                sql::READ_LAPSED,
+                &ReadLapsed {
+                    limit: Some(EXPIRY_BATCH),
+                    order_ids: None,
+                },
+            )
             .await?;
-        if orders.is_empty() {
-            tx.rollback().await?;
-            break;
+        let read = orders.len();
+        let mut progressed = false;
+        for order in &orders {
+            let expired = match expire_one(session, order, causation_id, false).await {
+                // Committed nothing, and would fail the same way on every sweep.
+                Err(InventoryError::Database(DbError::Inconsistent { message })) => {
+                    quarantine(session, order.order_id, &message).await?;
+                    Expired::Quarantined
+                }
+                other => other?,
+            };
+            match expired {
+                Expired::Released(event) => {
+                    progressed = true;
+                    expiry.released.push(event);
+                }
+                Expired::Quarantined => {
+                    progressed = true;
+                    expiry.quarantined.push(order.order_id);
+                }
+                Expired::Skipped => expiry.skipped += 1,
+            }
         }
-        let freed = free_holds(&mut tx, &orders, ReleaseReason::HoldExpired, causation_id).await?;
-        tx.commit().await?;
-        released.extend(freed.events);
-        if (orders.len() as i64) < EXPIRY_BATCH {
+        if (read as i64) < EXPIRY_BATCH || !progressed {
             break;
         }
     }
+    metrics::expired_holds_released(expiry.released.len());
+    Ok(expiry)
+}
+
+/// Lazy expiry, for a reservation that found seats held past their expiry: releases the
+/// lapsed holds of these orders, waiting for them if another transaction has them.
+pub(super) async fn expire_orders(
+    session: &mut Session<'_>,
+    orders: &[Uuid],
+    causation_id: &str,
+) -> Result<Vec<OutgoingEvent>, InventoryError> {
+    let orders: Vec<Order> = session
+        .read(
+            sql::READ_LAPSED,
+            &ReadLapsed {
+                limit: None,
+                order_ids: Some(orders.to_vec()),
+            },
+        )
+        .await?;
+    let mut released = Vec::new();
+    for order in &orders {
+        if let Expired::Released(event) = expire_one(session, order, causation_id, true).await? {
+            released.push(event);
+        }
+    }
+    metrics::expired_holds_released(released.len());
     Ok(released)
 }
 
-/// Lazy expiry, for a reservation that found seats held past their expiry: locks the
-/// holding orders (waiting, unlike the sweeper) and releases their lapsed holds.
-pub(super) async fn expire_orders(
-    tx: &mut PgConnection,
-    orders: &[Uuid],
-    causation_id: &str,
-) -> Result<Freed, InventoryError> {
-    statement(sql::LOCK_ORDERS)
-        .bind(orders)
-        .execute(&mut *tx)
-        .await?;
-    free_holds(tx, orders, ReleaseReason::HoldExpired, causation_id).await
+enum Expired {
+    Released(OutgoingEvent),
+    Quarantined,
+    Skipped,
 }
 
-/// The `SeatReleased` queued for each order whose seats were given back.
-pub(super) struct Freed {
-    pub events: Vec<OutgoingEvent>,
-}
-
-/// Closes the orders' holds for `reason` and queues one `SeatReleased` per order. Expiry
-/// closes only active holds past expiry; a cancellation also closes confirmed ones.
-async fn free_holds(
-    tx: &mut PgConnection,
-    orders: &[Uuid],
-    reason: ReleaseReason,
+async fn expire_one(
+    session: &mut Session<'_>,
+    order: &Order,
     causation_id: &str,
-) -> Result<Freed, InventoryError> {
-    let rows = statement(sql::FREE_HOLDS)
-        .bind(orders)
-        .bind(reason.closing_status())
-        .bind(reason == ReleaseReason::OrderCancelled)
-        .bind(reason == ReleaseReason::HoldExpired)
-        .fetch_all(&mut *tx)
-        .await?;
-    let closing: i64 = match rows.first() {
-        Some(row) => row.try_get("closing")?,
-        None => 0,
+    wait: bool,
+) -> Result<Expired, InventoryError> {
+    let lapsed: Vec<&Hold> = order
+        .holds
+        .iter()
+        .filter(|hold| hold.status == HoldStatus::Active && hold.lapsed)
+        .collect();
+    let Some(event) = seats_released(
+        order.order_id,
+        &lapsed,
+        ReleaseReason::HoldExpired,
+        causation_id,
+    )?
+    else {
+        return Ok(Expired::Skipped);
     };
-    let mut by_order: Vec<(Uuid, Uuid, Vec<HeldSeat>)> = Vec::new();
-    for row in &rows {
-        let Some(order_id) = row.try_get::<Option<Uuid>, _>("order_id")? else {
-            continue;
-        };
-        let seat = held_seat(row)?;
-        match by_order.last_mut() {
-            Some((last, _, seats)) if *last == order_id => seats.push(seat),
-            _ => by_order.push((order_id, row.try_get("flight_id")?, vec![seat])),
+    let mut transition = Transition::of(order);
+    transition.wait = wait;
+    transition.close = Some(closing(&lapsed, HoldStatus::Expired));
+    transition.events = vec![event.clone()];
+    match session.write(sql::TRANSITION, &transition).await? {
+        Transitioned::Applied => Ok(Expired::Released(event)),
+        Transitioned::Changed | Transitioned::Busy => Ok(Expired::Skipped),
+        Transitioned::Quarantined { reason } => {
+            quarantined_now(order.order_id, &reason);
+            Ok(Expired::Quarantined)
         }
     }
-    let freed_count: usize = by_order.iter().map(|(_, _, seats)| seats.len()).sum();
-    if freed_count as i64 != closing {
-        let first = orders.first().copied().unwrap_or_default();
-        return Err(InventoryError::Inconsistent(
-            first,
-            "a closed hold's seat was not at the hold's version",
-        ));
+}
+
+/// Writes a transition: `true` once applied, `false` when the order changed and must be
+/// read again.
+async fn apply(session: &mut Session<'_>, transition: &Transition) -> Result<bool, InventoryError> {
+    match session.write(sql::TRANSITION, transition).await? {
+        Transitioned::Applied => Ok(true),
+        Transitioned::Changed | Transitioned::Busy => Ok(false),
+        Transitioned::Quarantined { reason } => {
+            quarantined_now(transition.order_id, &reason);
+            Err(InventoryError::Quarantined {
+                order_id: transition.order_id,
+                reason,
+            })
+        }
     }
-    let mut events = Vec::with_capacity(by_order.len());
-    for (order_id, flight_id, order_seats) in by_order {
-        let released = SeatReleased {
-            event_id: Uuid::new_v4(),
-            order_id: OrderId::from(order_id),
-            flight_id: FlightId::from(flight_id),
-            seats: order_seats,
-            reason,
-            causation_id: causation_id.to_owned(),
-        };
-        events.push((order_id, released.to_event()?));
+}
+
+async fn quarantine(
+    session: &mut Session<'_>,
+    order_id: Uuid,
+    reason: &str,
+) -> Result<(), InventoryError> {
+    let _: serde_json::Value = session
+        .write(
+            sql::QUARANTINE,
+            &serde_json::json!({"orderId": order_id, "reason": reason}),
+        )
+        .await?;
+    quarantined_now(order_id, reason);
+    Ok(())
+}
+
+fn quarantined_now(order_id: Uuid, reason: &str) {
+    tracing::error!(
+        quarantined_order = %order_id,
+        reason,
+        "order quarantined: its holds cannot be closed consistently"
+    );
+    metrics::order_quarantined();
+}
+
+fn refuse_quarantined(order: &Order) -> Result<(), InventoryError> {
+    if order.quarantined {
+        return Err(InventoryError::Quarantined {
+            order_id: order.order_id,
+            reason: "set aside by an earlier transition; see `aeronode-inventory quarantine list`"
+                .into(),
+        });
     }
-    queue(tx, &events).await?;
-    Ok(Freed {
-        events: events.into_iter().map(|(_, event)| event).collect(),
-    })
+    Ok(())
+}
+
+fn closing(holds: &[&Hold], status: HoldStatus) -> Close {
+    Close {
+        lock_ids: holds.iter().map(|hold| hold.lock_id).collect(),
+        closing_as: status,
+    }
+}
+
+/// The `SeatReleased` of these holds of one order, with the versions their seats will
+/// have once freed; `None` when there are no holds.
+fn seats_released(
+    order_id: Uuid,
+    holds: &[&Hold],
+    reason: ReleaseReason,
+    causation_id: &str,
+) -> Result<Option<OutgoingEvent>, serde_json::Error> {
+    let Some(first) = holds.first() else {
+        return Ok(None);
+    };
+    SeatReleased {
+        event_id: Uuid::new_v4(),
+        order_id: OrderId::from(order_id),
+        flight_id: FlightId::from(first.flight_id),
+        seats: holds
+            .iter()
+            .map(|hold| hold.seat_after_transition())
+            .collect(),
+        reason,
+        causation_id: causation_id.to_owned(),
+    }
+    .to_event()
+    .map(Some)
+}
+
+/// The orders set aside, for an operator.
+pub async fn quarantined(
+    session: &mut Session<'_>,
+) -> Result<Vec<QuarantinedOrder>, InventoryError> {
+    Ok(session
+        .read(sql::QUARANTINED, &serde_json::json!({}))
+        .await?)
+}
+
+/// Takes these orders (all, when `None`) out of quarantine once repaired; the next sweep
+/// expires them again. Returns how many were released.
+pub async fn release_quarantine(
+    session: &mut Session<'_>,
+    orders: Option<Vec<Uuid>>,
+) -> Result<u64, InventoryError> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Args {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_ids: Option<Vec<Uuid>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Released {
+        released: u64,
+    }
+    let answer: Released = session
+        .write(sql::RELEASE_QUARANTINE, &Args { order_ids: orders })
+        .await?;
+    Ok(answer.released)
 }

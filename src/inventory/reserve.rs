@@ -1,15 +1,13 @@
 //! Holding seats for an order: all or none, with an optimistic, version-checked lock.
 
-use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use super::{InventoryError, LockTtl, Reservation, lifecycle, pick, sql};
-use crate::db::statement;
+use super::sql::{self, ReadSeat, RequestRead, Reserved, SeatAt};
+use super::{InventoryError, LockTtl, Reservation, lifecycle, pick};
+use crate::db::Session;
 use crate::domain::{
-    Cabin, FailureReason, HeldSeat, OutgoingEvent, SeatNumber, SeatRequest, SeatReservationFailed,
-    SeatReserved, SeatStatus,
+    Cabin, FailureReason, HeldSeat, SeatNumber, SeatRequest, SeatReservationFailed, SeatReserved,
+    SeatStatus,
 };
 use crate::inbound::{ReserveSeats, SeatSelection};
 use crate::metrics;
@@ -18,9 +16,10 @@ use crate::metrics;
 const MAX_ATTEMPTS: u32 = 8;
 
 /// Holds every requested seat for the order, or none, and records the outcome once.
-/// An optimistic read, then one all-or-nothing statement; a lost race reads again.
+/// An optimistic read, then one all-or-nothing write; a lost race reads again. In steady
+/// state that is two round trips and one commit.
 pub async fn reserve(
-    pool: &PgPool,
+    session: &mut Session<'_>,
     request: &ReserveSeats,
     ttl: LockTtl,
 ) -> Result<Reservation, InventoryError> {
@@ -30,23 +29,18 @@ pub async fn reserve(
     let mut released = Vec::new();
     let mut lost_races = 0;
     for attempt in 0..MAX_ATTEMPTS {
-        let read = read(pool, request).await?;
-        if let Some(earlier) = read.earlier {
+        let mut read: RequestRead = session.read(sql::READ_REQUEST, &read_args(request)).await?;
+        if let Some(earlier) = read.earlier.take() {
             return replay(request, &fingerprint, earlier);
         }
-        let holders = read.lapsed_holders(&request.seats);
+        let holders = lapsed_holders(&read.seats, &request.seats);
         if !holders.is_empty() {
-            released.extend(expire_lapsed_holders(pool, &holders, &request.causation_id).await?);
+            released
+                .extend(lifecycle::expire_orders(session, &holders, &request.causation_id).await?);
             continue;
         }
-        let decided_at = read.read_at;
-        let expires_at = decided_at + ttl.0;
-        let decision = decide(request, &read, &lost_to_others, attempt);
-        let refused = match &decision {
-            Decision::Refuse { reason, .. } => Some(*reason),
-            Decision::Take(_) => None,
-        };
-        let (event, seats) = match decision {
+        let expires_at = read.read_at + ttl.0;
+        let (event, seats, refused) = match decide(request, &read, &lost_to_others, attempt) {
             Decision::Refuse {
                 reason,
                 seats,
@@ -62,7 +56,7 @@ pub async fn reserve(
                     message,
                     causation_id: request.causation_id.clone(),
                 };
-                (failed.to_event()?, Vec::new())
+                (failed.to_event()?, Vec::new(), Some(reason))
             }
             Decision::Take(seats) => {
                 let reserved = SeatReserved {
@@ -79,173 +73,102 @@ pub async fn reserve(
                     locked_until: expires_at,
                     causation_id: request.causation_id.clone(),
                 };
-                (reserved.to_event()?, seats)
+                (reserved.to_event()?, seats, None)
             }
         };
         // Any-seat orders skip rows another order is taking, until the last attempts, which
         // wait for them: the answer then rests on what those orders actually did.
         let skip_locked =
             matches!(request.seats, SeatSelection::Any { .. }) && attempt < MAX_ATTEMPTS / 2;
-        let written = write(
-            pool,
-            request,
-            &fingerprint,
-            &event,
-            &seats,
-            (decided_at, expires_at),
+        let write = sql::Reserve {
+            order_id: request.order_id.as_uuid(),
+            flight_id: request.flight_id.as_uuid(),
+            fingerprint: &fingerprint,
+            seats: seats
+                .iter()
+                .map(|seat| SeatAt {
+                    seat_id: seat.seat_id,
+                    version: seat.version,
+                })
+                .collect(),
+            created_at: read.read_at,
+            expires_at,
             skip_locked,
-        )
-        .await?;
-        if written.claimed {
-            if written.taken != seats.len() {
-                return Err(InventoryError::Inconsistent(
-                    request.order_id.as_uuid(),
-                    "claimed, but not every locked seat was taken",
-                ));
+            event: &event,
+        };
+        match session.write(sql::RESERVE, &write).await? {
+            Reserved::Decided => {
+                match refused {
+                    Some(reason) => metrics::reservation_refused(reason),
+                    None => metrics::seats_reserved(seats.len()),
+                }
+                metrics::optimistic_lock_retries(lost_races);
+                return Ok(Reservation::Decided {
+                    event,
+                    released,
+                    lost_races,
+                });
             }
-            match refused {
-                Some(reason) => metrics::reservation_refused(reason),
-                None => metrics::seats_reserved(seats.len()),
-            }
-            metrics::optimistic_lock_retries(lost_races);
-            return Ok(Reservation::Decided {
-                event,
-                released,
-                lost_races,
-            });
-        }
-        if written.all_free {
             // Another delivery of this order decided first: the next read replays it.
-            continue;
-        }
-        lost_races += 1;
-        tracing::info!(attempt, "a seat changed since it was read; reading again");
-        if matches!(request.seats, SeatSelection::Any { .. }) {
-            lost_to_others.extend(written.lost);
+            Reserved::DecidedElsewhere => continue,
+            Reserved::Lost { lost } => {
+                lost_races += 1;
+                tracing::info!(attempt, "a seat changed since it was read; reading again");
+                if matches!(request.seats, SeatSelection::Any { .. }) {
+                    lost_to_others.extend(lost);
+                }
+            }
         }
     }
     Err(InventoryError::Contention(MAX_ATTEMPTS))
 }
 
-/// What the optimistic read saw.
-struct Read {
-    read_at: DateTime<Utc>,
-    /// `None`: no such flight.
-    departed: Option<bool>,
-    /// The order was decided before: what it asked for, and its outcome.
-    earlier: Option<(String, Option<OutgoingEvent>)>,
-    seats: Vec<ReadSeat>,
-}
-
-impl Read {
-    /// Orders holding seats past their expiry that this order needs: every requested one,
-    /// or for an any-seat order only as many as the free seats fall short by (the sweeper
-    /// releases the rest of the cabin, not this invocation).
-    fn lapsed_holders(&self, selection: &SeatSelection) -> Vec<Uuid> {
-        let lapsed = self.seats.iter().filter_map(|s| s.lapsed_holder);
-        let mut holders: Vec<Uuid> = match selection {
-            SeatSelection::Explicit(_) => lapsed.collect(),
-            SeatSelection::Any { count, .. } => {
-                let free = self
-                    .seats
-                    .iter()
-                    .filter(|s| s.status == SeatStatus::Available)
-                    .count();
-                lapsed
-                    .take(usize::from(*count).saturating_sub(free))
-                    .collect()
-            }
-        };
-        holders.sort_unstable();
-        holders.dedup();
-        holders
+fn read_args(request: &ReserveSeats) -> sql::ReadRequest<'_> {
+    let (seats, any_seat, cabin) = match &request.seats {
+        SeatSelection::Explicit(seats) => (
+            seats.seats().iter().map(SeatNumber::as_str).collect(),
+            false,
+            None,
+        ),
+        SeatSelection::Any { cabin, .. } => (Vec::new(), true, *cabin),
+    };
+    sql::ReadRequest {
+        order_id: request.order_id.as_uuid(),
+        flight_id: request.flight_id.as_uuid(),
+        seats,
+        any_seat,
+        cabin,
     }
 }
 
-/// A seat as read, with the version the update will be conditioned on.
-struct ReadSeat {
-    seat: HeldSeat,
-    status: SeatStatus,
-    /// The order holding it, when its hold is past expiry and it may be taken.
-    lapsed_holder: Option<Uuid>,
+/// Orders holding seats past their expiry that this order needs: every requested one,
+/// or for an any-seat order only as many as the free seats fall short by (the sweeper
+/// releases the rest of the cabin, not this invocation).
+fn lapsed_holders(seats: &[ReadSeat], selection: &SeatSelection) -> Vec<Uuid> {
+    let lapsed = seats.iter().filter_map(|s| s.lapsed_holder);
+    let mut holders: Vec<Uuid> = match selection {
+        SeatSelection::Explicit(_) => lapsed.collect(),
+        SeatSelection::Any { count, .. } => {
+            let free = seats
+                .iter()
+                .filter(|s| s.status == SeatStatus::Available)
+                .count();
+            lapsed
+                .take(usize::from(*count).saturating_sub(free))
+                .collect()
+        }
+    };
+    holders.sort_unstable();
+    holders.dedup();
+    holders
 }
 
-async fn read(pool: &PgPool, request: &ReserveSeats) -> Result<Read, InventoryError> {
-    let query = match &request.seats {
-        SeatSelection::Explicit(seats) => {
-            let numbers: Vec<&str> = seats.seats().iter().map(|s| s.as_str()).collect();
-            statement(sql::READ_SEATS)
-                .bind(request.order_id.as_uuid())
-                .bind(request.flight_id.as_uuid())
-                .bind(numbers)
-        }
-        SeatSelection::Any { cabin, .. } => statement(sql::READ_FREE_SEATS)
-            .bind(request.order_id.as_uuid())
-            .bind(request.flight_id.as_uuid())
-            .bind(cabin.map(Cabin::as_str)),
-    };
-    let rows = query.fetch_all(pool).await?;
-    let Some(first) = rows.first() else {
-        return Err(sqlx::Error::RowNotFound.into());
-    };
-    let earlier = match first.try_get::<Option<String>, _>("request_fingerprint")? {
-        None => None,
-        Some(fingerprint) => {
-            let outcome = super::stored_event(
-                request.order_id.as_uuid(),
-                first.try_get("outcome_event_id")?,
-                first.try_get("outcome_detail_type")?,
-                first.try_get("outcome_detail")?,
-            )?;
-            Some((fingerprint, outcome))
-        }
-    };
-    let mut read = Read {
-        read_at: first.try_get("read_at")?,
-        departed: first.try_get("departed")?,
-        earlier,
-        seats: Vec::with_capacity(rows.len()),
-    };
-    for row in &rows {
-        if let Some(seat) = read_seat(row)? {
-            read.seats.push(seat);
-        }
+fn held(seat: &ReadSeat) -> HeldSeat {
+    HeldSeat {
+        seat_id: seat.seat_id,
+        seat_number: seat.seat_number.clone(),
+        version: seat.version,
     }
-    Ok(read)
-}
-
-fn read_seat(row: &PgRow) -> Result<Option<ReadSeat>, sqlx::Error> {
-    let Some(seat_id) = row.try_get::<Option<Uuid>, _>("seat_id")? else {
-        return Ok(None);
-    };
-    let status: String = row.try_get("status")?;
-    let status =
-        SeatStatus::parse(&status).ok_or_else(|| super::decode_error("status", &status))?;
-    let lapsed: Option<bool> = row.try_get("lapsed")?;
-    let holder: Option<Uuid> = row.try_get("holder")?;
-    Ok(Some(ReadSeat {
-        seat: HeldSeat {
-            seat_id,
-            seat_number: super::seat_number(row, "seat_number")?,
-            version: row.try_get("version")?,
-        },
-        status,
-        lapsed_holder: holder.filter(|_| status == SeatStatus::Locked && lapsed == Some(true)),
-    }))
-}
-
-/// Lazy expiry: the orders holding requested seats past their expiry are released first,
-/// in a transaction of their own (with `SeatReleased` for them), so a late sweeper never
-/// keeps a seat from sale. The reservation then reads again.
-async fn expire_lapsed_holders(
-    pool: &PgPool,
-    holders: &[Uuid],
-    causation_id: &str,
-) -> Result<Vec<OutgoingEvent>, InventoryError> {
-    let mut tx = pool.begin().await?;
-    let freed = lifecycle::expire_orders(&mut tx, holders, causation_id).await?;
-    tx.commit().await?;
-    Ok(freed.events)
 }
 
 /// What the optimistic read allows, before anything is written.
@@ -268,7 +191,12 @@ fn refuse(reason: FailureReason, seats: Vec<String>, message: String) -> Decisio
     }
 }
 
-fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid], attempt: u32) -> Decision {
+fn decide(
+    request: &ReserveSeats,
+    read: &RequestRead,
+    lost_to_others: &[Uuid],
+    attempt: u32,
+) -> Decision {
     let flight = request.flight_id;
     match read.departed {
         None => {
@@ -288,7 +216,7 @@ fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid], attempt:
                 .seats
                 .iter()
                 .filter(|s| s.status == SeatStatus::Available)
-                .map(|s| s.seat.clone())
+                .map(held)
                 .collect();
             let untried: Vec<HeldSeat> = free
                 .iter()
@@ -320,8 +248,8 @@ fn decide(request: &ReserveSeats, read: &Read, lost_to_others: &[Uuid], attempt:
     }
 }
 
-fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &Read) -> Decision {
-    let found = |number: &SeatNumber| read.seats.iter().find(|s| s.seat.seat_number == *number);
+fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &RequestRead) -> Decision {
+    let found = |number: &SeatNumber| read.seats.iter().find(|s| s.seat_number == *number);
     let missing: Vec<String> = seats
         .seats()
         .iter()
@@ -340,7 +268,7 @@ fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &Read) -> Dec
     let taken: Vec<String> = requested
         .iter()
         .filter(|s| s.status != SeatStatus::Available)
-        .map(|s| s.seat.seat_number.to_string())
+        .map(|s| s.seat_number.to_string())
         .collect();
     if !taken.is_empty() {
         let message = match taken.as_slice() {
@@ -349,68 +277,23 @@ fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &Read) -> Dec
         };
         return refuse(FailureReason::SeatUnavailable, taken, message);
     }
-    Decision::Take(requested.into_iter().map(|s| s.seat.clone()).collect())
-}
-
-/// What [`sql::DECIDE_WAITING`] / [`sql::DECIDE_SKIPPING`] did.
-struct Written {
-    all_free: bool,
-    claimed: bool,
-    taken: usize,
-    lost: Vec<Uuid>,
-}
-
-async fn write(
-    pool: &PgPool,
-    request: &ReserveSeats,
-    fingerprint: &str,
-    event: &OutgoingEvent,
-    seats: &[HeldSeat],
-    (decided_at, expires_at): (DateTime<Utc>, DateTime<Utc>),
-    skip_locked: bool,
-) -> Result<Written, InventoryError> {
-    let seat_ids: Vec<Uuid> = seats.iter().map(|seat| seat.seat_id).collect();
-    let read_versions: Vec<i32> = seats.iter().map(|seat| seat.version).collect();
-    let decide = if skip_locked {
-        sql::DECIDE_SKIPPING
-    } else {
-        sql::DECIDE_WAITING
-    };
-    let row = statement(decide)
-        .bind(request.order_id.as_uuid())
-        .bind(request.flight_id.as_uuid())
-        .bind(&seat_ids)
-        .bind(&read_versions)
-        .bind(decided_at)
-        .bind(expires_at)
-        .bind(event.event_id)
-        .bind(event.detail_type.as_str())
-        .bind(&event.detail)
-        .bind(fingerprint)
-        .fetch_one(pool)
-        .await?;
-    let taken: i64 = row.try_get("taken")?;
-    Ok(Written {
-        all_free: row.try_get("all_free")?,
-        claimed: row.try_get("claimed")?,
-        taken: usize::try_from(taken).unwrap_or(usize::MAX),
-        lost: row.try_get("lost")?,
-    })
+    Decision::Take(requested.into_iter().map(held).collect())
 }
 
 /// The answer an earlier delivery of this order got, or the refusal of a reused order id.
 fn replay(
     request: &ReserveSeats,
     fingerprint: &str,
-    (earlier_fingerprint, outcome): (String, Option<OutgoingEvent>),
+    earlier: sql::Earlier,
 ) -> Result<Reservation, InventoryError> {
-    if let Some(by) = earlier_fingerprint.strip_prefix(super::CLOSED_BEFORE_RESERVED) {
-        return Ok(Reservation::ClosedBeforeReserved(by.to_owned()));
+    if let Some(closer) = earlier.closed_by {
+        return Ok(Reservation::ClosedBeforeReserved(closer));
     }
-    if earlier_fingerprint != fingerprint {
+    if earlier.fingerprint.as_deref() != Some(fingerprint) {
         return Ok(Reservation::ConflictsWithEarlierRequest);
     }
-    outcome
+    earlier
+        .outcome
         .map(Reservation::Replayed)
         .ok_or(InventoryError::UndecidedOrder(request.order_id.as_uuid()))
 }

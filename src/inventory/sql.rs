@@ -1,274 +1,263 @@
-//! Every statement of the inventory, in one place. Enums cross the wire as text and ids as
-//! uuid arrays, so no custom type is looked up and nothing is left prepared on the session
-//! (RDS Proxy would pin it).
+//! The calls of the inventory, in one place: which server-side function each is (their SQL
+//! is in `database/migrations/0006_server_side_calls.sql`), what it is given and what it
+//! answers, as typed values. Field names follow the functions' JSON (camelCase).
 //!
-//! Per-order transitions (confirm, release, expire) first lock the order's `reservations`
-//! row, then its holds and seats: one order's transitions are serialized, and nobody waits
-//! for an order row while holding seat rows. Every statement that changes seats locks them
-//! in `seat_id` order first, so two of them never wait on each other in a cycle.
+//! Reads take no lock. Writes apply a decision only if what was read is unchanged, all of
+//! it or none of it, and lock orders before their seats and seats in `seat_id` order, so
+//! two writes never wait on each other in a cycle.
 
-/// The optimistic read, outside any transaction: the order's earlier outcome if it has one
-/// (a redelivery), the flight, and the seats `$filter` selects with their versions, in one
-/// round trip. Always at least one row. `departed` NULL: no such flight. `seat_id` NULL: no
-/// seat matched. `lapsed`: the seat's active hold is past expiry and its holder may be
-/// expired. `read_at` is the decision time: holds last the TTL from it.
-macro_rules! read {
-    ($filter:literal) => {
-        concat!(
-            "
-SELECT now()                           AS read_at,
-       flight.departure_utc <= now()   AS departed,
-       earlier.request_fingerprint, earlier.outcome_event_id,
-       earlier.outcome_detail_type, earlier.outcome_detail,
-       seat.seat_id, seat.seat_number, seat.status, seat.version, seat.holder, seat.lapsed
-FROM (VALUES (1)) AS always (one)
-LEFT JOIN reservations AS earlier
-       ON earlier.order_id = $1
-LEFT JOIN flights AS flight
-       ON flight.flight_id = $2
-LEFT JOIN LATERAL (
-    SELECT seat.seat_id, seat.seat_number, seat.status::text AS status, seat.version,
-           hold.order_id AS holder, hold.expires_at <= now() AS lapsed
-    FROM flight_seats AS seat
-    LEFT JOIN inventory_locks AS hold
-           ON hold.seat_id = seat.seat_id AND hold.status = 'ACTIVE'
-    WHERE seat.flight_id = flight.flight_id
-      AND ",
-            $filter,
-            "
-) AS seat ON true
-"
-        )
-    };
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::db::Function;
+use crate::domain::{
+    Cabin, HeldSeat, HoldStatus, OrderCloser, OutgoingEvent, SeatNumber, SeatStatus,
+};
+
+/// The optimistic read of an `OrderCreated`.
+pub const READ_REQUEST: Function = Function::named("inventory_read_request");
+/// The all-or-nothing decision of an `OrderCreated`.
+pub const RESERVE: Function = Function::named("inventory_reserve");
+/// The optimistic read of one order, for a transition.
+pub const READ_ORDER: Function = Function::named("inventory_read_order");
+/// Orders with lapsed holds, read as [`READ_ORDER`] reads one.
+pub const READ_LAPSED: Function = Function::named("inventory_read_lapsed");
+/// One transition of one order, applied only if the order is as read.
+pub const TRANSITION: Function = Function::named("inventory_transition");
+/// Setting one order aside, listing those set aside, and taking them out of quarantine.
+pub const QUARANTINE: Function = Function::named("inventory_quarantine");
+pub const QUARANTINED: Function = Function::named("inventory_quarantined");
+pub const RELEASE_QUARANTINE: Function = Function::named("inventory_release_quarantine");
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadRequest<'a> {
+    pub order_id: Uuid,
+    pub flight_id: Uuid,
+    /// The seats named, for an explicit order.
+    pub seats: Vec<&'a str>,
+    pub any_seat: bool,
+    pub cabin: Option<Cabin>,
 }
 
-/// The requested seats ($3), whatever their state.
-pub const READ_SEATS: &str = read!("seat.seat_number = ANY ($3::text[])");
-
-/// For an any-seat order: every seat of the cabin ($3; any cabin when NULL) that is free,
-/// or held by a hold past its expiry.
-pub const READ_FREE_SEATS: &str = read!(
-    "($3::text IS NULL OR seat.cabin = CAST($3::text AS cabin_class))
-      AND (seat.status = 'AVAILABLE'
-           OR (seat.status = 'LOCKED' AND hold.expires_at <= now()))"
-);
-
-/// The decision, written in one autocommit statement, all of it or none of it. It locks
-/// the seats in seat_id order (two orders never deadlock), checks every one is still
-/// AVAILABLE at the version read, and only then claims the order id (recording its
-/// outcome), takes the seats, holds them and queues the outcome event. Row locks last only
-/// as long as this statement; no transaction stays open across round trips.
-/// `all_free` false: a seat changed since it was read (`lost` lists them), nothing written.
-/// `claimed` false with `all_free`: another delivery of the order decided first.
-/// With no seats it records a refusal. `$lock` waits for a row another order is taking
-/// (explicit seats) or skips it (any-seat orders, which then pick other seats).
-macro_rules! decide {
-    ($lock:literal) => {
-        concat!(
-            "
-WITH expected AS (
-    SELECT seat_id, version
-    FROM unnest($3::uuid[], $4::int[]) AS expected (seat_id, version)
-),
-locked AS (
-    SELECT seat.seat_id, seat.version, seat.status
-    FROM flight_seats AS seat
-    JOIN expected USING (seat_id)
-    ORDER BY seat.seat_id
-    ",
-            $lock,
-            "
-),
-lost AS (
-    SELECT expected.seat_id
-    FROM expected
-    LEFT JOIN locked USING (seat_id)
-    WHERE locked.seat_id IS NULL
-       OR locked.status <> 'AVAILABLE'
-       OR locked.version <> expected.version
-),
-claim AS (
-    INSERT INTO reservations (order_id, flight_id, request_fingerprint,
-                              outcome_event_id, outcome_detail_type, outcome_detail)
-    SELECT $1, $2, $10, $7, $8, $9
-    WHERE NOT EXISTS (SELECT 1 FROM lost)
-    ON CONFLICT (order_id) DO NOTHING
-    RETURNING order_id
-),
-taken AS (
-    UPDATE flight_seats AS seat
-    SET status = 'LOCKED', version = seat.version + 1, updated_at = now()
-    FROM expected
-    WHERE seat.seat_id = expected.seat_id
-      AND seat.version = expected.version
-      AND seat.status = 'AVAILABLE'
-      AND EXISTS (SELECT 1 FROM claim)
-    RETURNING seat.seat_id, seat.version
-),
-held AS (
-    INSERT INTO inventory_locks (order_id, seat_id, flight_id, seat_version, created_at, expires_at)
-    SELECT $1, taken.seat_id, $2, taken.version, $5, $6
-    FROM taken
-),
-queued AS (
-    INSERT INTO outbox (event_id, order_id, detail_type, detail)
-    SELECT $7, $1, $8, $9
-    FROM claim
-)
-SELECT NOT EXISTS (SELECT 1 FROM lost)   AS all_free,
-       EXISTS (SELECT 1 FROM claim)      AS claimed,
-       (SELECT count(*) FROM taken)      AS taken,
-       ARRAY(SELECT seat_id FROM lost)   AS lost
-"
-        )
-    };
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRead {
+    /// The decision time: holds last the TTL from it.
+    pub read_at: DateTime<Utc>,
+    /// `None`: no such flight.
+    pub departed: Option<bool>,
+    /// The order was seen before.
+    pub earlier: Option<Earlier>,
+    pub seats: Vec<ReadSeat>,
 }
 
-pub const DECIDE_WAITING: &str = decide!("FOR UPDATE OF seat");
-pub const DECIDE_SKIPPING: &str = decide!("FOR UPDATE OF seat SKIP LOCKED");
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Earlier {
+    /// What the first `OrderCreated` asked for (none if a payment or cancellation came first).
+    pub fingerprint: Option<String>,
+    pub closed_by: Option<OrderCloser>,
+    pub outcome: Option<OutgoingEvent>,
+}
 
-/// Locks one order for a transition, with the answer its payment already got, if any.
-pub const LOCK_ORDER: &str = "
-SELECT flight_id, booking_event_id, booking_detail_type, booking_detail
-FROM reservations
-WHERE order_id = $1
-FOR UPDATE
-";
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadSeat {
+    pub seat_id: Uuid,
+    pub seat_number: SeatNumber,
+    pub status: SeatStatus,
+    pub version: i32,
+    /// The order holding it by a hold past its expiry, which may be expired to take it.
+    pub lapsed_holder: Option<Uuid>,
+}
 
-/// Claims the id of an order not seen yet for the payment or cancellation that came first:
-/// no flight, and a fingerprint no OrderCreated can match. Nothing when the order exists.
-pub const CLOSE_UNKNOWN_ORDER: &str = "
-INSERT INTO reservations (order_id, flight_id, request_fingerprint)
-VALUES ($1, NULL, $2)
-ON CONFLICT (order_id) DO NOTHING
-";
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reserve<'a> {
+    pub order_id: Uuid,
+    pub flight_id: Uuid,
+    pub fingerprint: &'a str,
+    /// The seats to take, each at the version read.
+    pub seats: Vec<SeatAt>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Skip seats another transaction is taking instead of waiting for them.
+    pub skip_locked: bool,
+    pub event: &'a OutgoingEvent,
+}
 
-/// Locks orders whose holds are about to be expired by another order (lazy expiry).
-pub const LOCK_ORDERS: &str = "
-SELECT order_id
-FROM reservations
-WHERE order_id = ANY ($1::uuid[])
-ORDER BY order_id
-FOR UPDATE
-";
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatAt {
+    pub seat_id: Uuid,
+    pub version: i32,
+}
 
-/// The orders with holds past their expiry, oldest first, skipping orders another
-/// transaction is working on (it will decide them).
-pub const LOCK_ORDERS_WITH_LAPSED_HOLDS: &str = "
-SELECT order_id
-FROM reservations
-WHERE order_id IN (
-    SELECT order_id
-    FROM inventory_locks
-    WHERE status = 'ACTIVE' AND expires_at <= now()
-    GROUP BY order_id
-    ORDER BY min(expires_at)
-    LIMIT $1
-)
-FOR UPDATE SKIP LOCKED
-";
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Reserved {
+    /// Committed: the claim, the holds and the outcome in the outbox.
+    Decided,
+    /// These seats changed since they were read; nothing was written.
+    Lost { lost: Vec<Uuid> },
+    /// Another delivery of the same order decided first.
+    DecidedElsewhere,
+}
 
-/// Every hold of the order, with the state of its seat.
-pub const ORDER_HOLDS: &str = "
-SELECT hold.seat_id, hold.seat_version, hold.status::text AS hold_status,
-       hold.expires_at <= now() AS lapsed,
-       seat.seat_number, seat.status::text AS seat_status, seat.version
-FROM inventory_locks AS hold
-JOIN flight_seats AS seat USING (seat_id)
-WHERE hold.order_id = $1
-ORDER BY seat.seat_number
-";
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderKey {
+    pub order_id: Uuid,
+}
 
-/// Sells the order's active holds: each seat must still be LOCKED at the version its hold
-/// took it at. The hold keeps the sold version, which a later cancellation must match.
-pub const BOOK: &str = "
-WITH held AS (
-    SELECT lock_id, seat_id, seat_version
-    FROM inventory_locks
-    WHERE order_id = $1 AND status = 'ACTIVE' AND expires_at > now()
-),
-locked AS (
-    SELECT seat.seat_id
-    FROM flight_seats AS seat
-    JOIN held USING (seat_id)
-    ORDER BY seat.seat_id
-    FOR UPDATE OF seat
-),
-sold AS (
-    UPDATE flight_seats AS seat
-    SET status = 'BOOKED', version = seat.version + 1, updated_at = now()
-    FROM held
-    JOIN locked USING (seat_id)
-    WHERE seat.seat_id = held.seat_id
-      AND seat.version = held.seat_version
-      AND seat.status = 'LOCKED'
-    RETURNING held.lock_id, seat.seat_id, seat.seat_number, seat.version
-),
-confirmed AS (
-    UPDATE inventory_locks AS hold
-    SET status = 'CONFIRMED', seat_version = sold.version, closed_at = now()
-    FROM sold
-    WHERE hold.lock_id = sold.lock_id
-)
-SELECT seat_id, seat_number, version FROM sold ORDER BY seat_number
-";
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRead {
+    /// `None`: the order was never seen.
+    pub order: Option<Order>,
+    /// Its events still waiting for the bus.
+    pub pending: Vec<OutgoingEvent>,
+}
 
-/// Closes the holds of the orders ($1) with status $2 (RELEASED or EXPIRED): the active
-/// ones, the confirmed ones too when $3 (a cancelled sale), only those past expiry when $4.
-/// Their seats go back on sale at a new version, each only if it is still at the version
-/// its hold recorded. `closing` counts the holds closed: every one must free a seat.
-pub const FREE_HOLDS: &str = "
-WITH closing AS (
-    SELECT lock_id, order_id, seat_id, seat_version
-    FROM inventory_locks
-    WHERE order_id = ANY ($1::uuid[])
-      AND (status = 'ACTIVE' OR ($3 AND status = 'CONFIRMED'))
-      AND (NOT $4 OR expires_at <= now())
-    FOR UPDATE
-),
-closed AS (
-    UPDATE inventory_locks AS hold
-    SET status = CAST($2::text AS hold_status), closed_at = now()
-    FROM closing
-    WHERE hold.lock_id = closing.lock_id
-),
-locked AS (
-    SELECT seat.seat_id
-    FROM flight_seats AS seat
-    JOIN closing USING (seat_id)
-    ORDER BY seat.seat_id
-    FOR UPDATE OF seat
-),
-freed AS (
-    UPDATE flight_seats AS seat
-    SET status = 'AVAILABLE', version = seat.version + 1, updated_at = now()
-    FROM closing
-    JOIN locked USING (seat_id)
-    WHERE seat.seat_id = closing.seat_id
-      AND seat.version = closing.seat_version
-      AND seat.status IN ('LOCKED', 'BOOKED')
-    RETURNING closing.order_id, seat.flight_id, seat.seat_id, seat.seat_number, seat.version
-)
-SELECT counted.closing, freed.order_id, freed.flight_id, freed.seat_id, freed.seat_number,
-       freed.version
-FROM (SELECT count(*) AS closing FROM closing) AS counted
-LEFT JOIN freed ON true
-ORDER BY freed.order_id, freed.seat_number
-";
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub order_id: Uuid,
+    /// `None` for an order claimed by a payment or cancellation that came first.
+    pub flight_id: Option<Uuid>,
+    pub closed_by: Option<OrderCloser>,
+    pub quarantined: bool,
+    /// The answer its payment got.
+    pub booking: Option<OutgoingEvent>,
+    pub holds: Vec<Hold>,
+}
 
-/// Queues events in the outbox, in the caller's transaction.
-pub const QUEUE_EVENTS: &str = "
-INSERT INTO outbox (event_id, order_id, detail_type, detail)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
-";
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    pub lock_id: i64,
+    pub seat_id: Uuid,
+    pub seat_number: SeatNumber,
+    pub flight_id: Uuid,
+    pub status: HoldStatus,
+    /// The seat's version when the hold took (or sold) it.
+    pub seat_version: i32,
+    pub lapsed: bool,
+    pub seat: SeatState,
+}
 
-/// Queues the answer to the order's payment and keeps it with the order.
-pub const RECORD_BOOKING_ANSWER: &str = "
-WITH queued AS (
-    INSERT INTO outbox (event_id, order_id, detail_type, detail)
-    VALUES ($2, $1, $3, $4)
-)
-UPDATE reservations
-SET booking_event_id = $2, booking_detail_type = $3, booking_detail = $4
-WHERE order_id = $1
-";
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatState {
+    pub status: SeatStatus,
+    pub version: i32,
+}
+
+impl Hold {
+    /// Active, within its time, and the seat still at the version this hold took it at:
+    /// the proof that selling it cannot sell another order's seat.
+    pub fn still_ours(&self) -> bool {
+        self.status == HoldStatus::Active
+            && !self.lapsed
+            && self.seat.status == SeatStatus::Locked
+            && self.seat.version == self.seat_version
+    }
+
+    /// The seat as it will be once this hold's transition bumps its version.
+    pub fn seat_after_transition(&self) -> HeldSeat {
+        HeldSeat {
+            seat_id: self.seat_id,
+            seat_number: self.seat_number.clone(),
+            version: self.seat_version + 1,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadLapsed {
+    /// The oldest this many orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Or these orders (lazy expiry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_ids: Option<Vec<Uuid>>,
+}
+
+/// A transition decided from an [`OrderRead`]: see `inventory_transition`.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    pub order_id: Uuid,
+    /// Wait for the order's row lock (events), or answer busy (the sweeper).
+    pub wait: bool,
+    /// The order was not seen: claim it as closed by this event.
+    pub claim_closed_by: Option<OrderCloser>,
+    /// Every hold of the order, as read.
+    pub seen: Vec<Seen>,
+    pub close: Option<Close>,
+    /// Holds to sell.
+    pub book: Vec<i64>,
+    /// The payment's answer, kept with the order.
+    pub booking: Option<OutgoingEvent>,
+    pub events: Vec<OutgoingEvent>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Seen {
+    pub lock_id: i64,
+    pub status: HoldStatus,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Close {
+    pub lock_ids: Vec<i64>,
+    #[serde(rename = "as")]
+    pub closing_as: HoldStatus,
+}
+
+impl Transition {
+    /// A transition of the order as it was read.
+    pub fn of(order: &Order) -> Self {
+        Self {
+            order_id: order.order_id,
+            wait: true,
+            seen: order
+                .holds
+                .iter()
+                .map(|hold| Seen {
+                    lock_id: hold.lock_id,
+                    status: hold.status,
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Transitioned {
+    Applied,
+    /// The order changed since it was read: read again.
+    Changed,
+    /// Another transaction has the order (only when not waiting).
+    Busy,
+    /// The order is set aside: a seat it holds is not at its hold's version.
+    Quarantined {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantinedOrder {
+    pub order_id: Uuid,
+    pub flight_id: Option<Uuid>,
+    pub reason: String,
+    pub quarantined_at: DateTime<Utc>,
+}

@@ -64,6 +64,7 @@ impl EventBridgeBus {
                     report.accepted.push(event.event_id);
                 }
                 other => {
+                    let code = other.and_then(|result| result.error_code());
                     let reason = other
                         .map(|result| {
                             format!(
@@ -76,6 +77,7 @@ impl EventBridgeBus {
                     report.rejected.push(Rejection {
                         event_id: event.event_id,
                         reason,
+                        permanent: code.is_some_and(is_permanent),
                     });
                 }
             }
@@ -91,4 +93,22 @@ impl EventBus for EventBridgeBus {
         }
         report
     }
+}
+
+/// Per-entry error codes of PutEvents that no retry of the same entry can mend (the API
+/// reference lists them as non-retryable): the entry itself is malformed, or this
+/// function may not send it. Entries rejected with one are parked at once.
+/// `InternalFailure` and `ThrottlingException` are retried with backoff.
+pub const PERMANENT_ERROR_CODES: [&str; 7] = [
+    "AccessDeniedException",
+    "InvalidAccountIdException",
+    "InvalidArgument",
+    "MalformedDetail",
+    "RedactionFailure",
+    "NotAuthorizedForSourceException",
+    "NotAuthorizedForDetailTypeException",
+];
+
+fn is_permanent(code: &str) -> bool {
+    PERMANENT_ERROR_CODES.contains(&code)
 }

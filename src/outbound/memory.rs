@@ -63,6 +63,7 @@ impl EventBus for RecordingBus {
                 report.rejected.push(Rejection {
                     event_id: event.event_id,
                     reason: "InternalFailure".into(),
+                    permanent: false,
                 });
             } else {
                 state.published.push(event.clone());

@@ -32,19 +32,24 @@ pub struct PublishReport {
     pub rejected: Vec<Rejection>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Rejection {
     pub event_id: Uuid,
+    #[serde(rename = "error")]
     pub reason: String,
+    /// The bus said this entry can never be accepted as it is: it is parked at once.
+    pub permanent: bool,
 }
 
 impl PublishReport {
-    fn reject_all(events: &[OutgoingEvent], reason: &str) -> Vec<Rejection> {
+    pub(crate) fn reject_all(events: &[OutgoingEvent], reason: &str) -> Vec<Rejection> {
         events
             .iter()
             .map(|event| Rejection {
                 event_id: event.event_id,
                 reason: reason.to_owned(),
+                permanent: false,
             })
             .collect()
     }

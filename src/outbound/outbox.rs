@@ -1,125 +1,46 @@
 //! The transactional outbox: events are committed with the state change that causes them
-//! (see `inventory`), published after commit, and marked published only once the bus
-//! accepted them. What a failed invocation leaves pending, its retry or the relay sends.
+//! (see `inventory`), published after commit, and marked published once the bus accepted
+//! them, by the instance's next write, in that write's own commit. What a failed
+//! invocation leaves pending, its retry or the relay sends. An entry the bus keeps
+//! rejecting backs off, and after `OUTBOX_MAX_ATTEMPTS` it is parked: kept with its last
+//! error, never offered again until an operator redrives it.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{EventBus, PublishError};
-use crate::db::statement;
-use crate::domain::{DetailType, OrderId, OutgoingEvent};
+use super::{EventBus, PublishError, PublishReport, Rejection};
+use crate::db::{DbError, Function, Session};
+use crate::domain::OutgoingEvent;
 
-/// Marks the accepted entries published, and counts an attempt on every entry tried.
-const RECORD_ATTEMPT: &str = "
-UPDATE outbox
-SET published_at     = CASE WHEN event_id = ANY ($1::uuid[]) THEN now() END,
-    publish_attempts = publish_attempts + 1,
-    claimed_until    = NULL
-WHERE event_id = ANY ($1::uuid[] || $2::uuid[])
-  AND published_at IS NULL
-";
+const CLAIM: Function = Function::named("inventory_outbox_claim");
+const REJECTED: Function = Function::named("inventory_outbox_rejected");
+const PRUNE: Function = Function::named("inventory_outbox_prune");
+const PARKED: Function = Function::named("inventory_outbox_parked");
+const REDRIVE: Function = Function::named("inventory_outbox_redrive");
 
-/// Leases the oldest pending entries past the grace period. SKIP LOCKED and the lease
-/// keep two concurrent relays off the same rows, within one autocommit statement that
-/// leaves nothing on the session.
-const CLAIM_PENDING: &str = "
-UPDATE outbox
-SET claimed_until = now() + make_interval(secs => $3)
-WHERE event_id IN (
-    SELECT event_id
-    FROM outbox
-    WHERE published_at IS NULL
-      AND created_at <= now() - make_interval(secs => $1)
-      AND (claimed_until IS NULL OR claimed_until <= now())
-    ORDER BY created_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING event_id, detail_type, detail, created_at
-";
-
-const PRUNE_PUBLISHED: &str = "
-DELETE FROM outbox
-WHERE event_id IN (
-    SELECT event_id
-    FROM outbox
-    WHERE published_at < now() - make_interval(days => $1)
-    LIMIT $2
-)
-";
-
-const PENDING_FOR_ORDER: &str = "
-SELECT event_id, detail_type, detail
-FROM outbox
-WHERE order_id = $1 AND published_at IS NULL
-ORDER BY created_at
-";
-
-const OLDEST_PENDING_AGE: &str = "
-SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS age_seconds
-FROM outbox
-WHERE published_at IS NULL
-";
+/// Kept back from the deadline when calling the bus, to record what it answered.
+const RECORDING_RESERVE: Duration = Duration::from_millis(150);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Database(#[from] DbError),
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("outbox entry {0} has unknown detail-type {1:?}")]
-    UnknownDetailType(Uuid, String),
 }
 
-/// Publishes the events and records the result; an error if any was not accepted.
-pub async fn publish(
-    pool: &PgPool,
-    bus: &impl EventBus,
-    events: &[OutgoingEvent],
-) -> Result<(), OutboxError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let report = bus.publish(events).await;
-    let rejected: Vec<Uuid> = report.rejected.iter().map(|r| r.event_id).collect();
-    statement(RECORD_ATTEMPT)
-        .bind(&report.accepted)
-        .bind(&rejected)
-        .execute(pool)
-        .await?;
-    if !rejected.is_empty() {
-        crate::metrics::outbox_publish_failures(rejected.len());
-    }
-    match report.rejected.first() {
-        None => Ok(()),
-        Some(first) => Err(PublishError {
-            attempted: events.len(),
-            first_reason: first.reason.clone(),
-            rejected,
+impl OutboxError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Database(error) => error.is_retryable(),
+            Self::Publish(_) => true,
         }
-        .into()),
     }
 }
 
-/// The order's events still waiting to be published (a retry sends them).
-pub async fn pending_for_order(
-    pool: &PgPool,
-    order_id: OrderId,
-) -> Result<Vec<OutgoingEvent>, OutboxError> {
-    statement(PENDING_FOR_ORDER)
-        .bind(order_id.as_uuid())
-        .try_map(|row: PgRow| Ok(stored_event(&row)))
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect()
-}
-
-/// How the relay finds and holds stragglers.
+/// How the relay finds, holds and gives up on entries.
 #[derive(Clone, Copy, Debug)]
 pub struct RelayPolicy {
     /// Entries younger than this are left to the invocation that wrote them.
@@ -130,6 +51,12 @@ pub struct RelayPolicy {
     pub batch: i64,
     /// Published entries older than this many days are deleted.
     pub retention_days: i32,
+    /// A rejected entry is parked after this many attempts (`OUTBOX_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// The wait after a first rejection (`OUTBOX_BACKOFF_SECONDS`), doubling with each
+    /// further one, with jitter, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
 }
 
 impl Default for RelayPolicy {
@@ -139,80 +66,198 @@ impl Default for RelayPolicy {
             lease: Duration::from_secs(60),
             batch: 100,
             retention_days: 7,
+            max_attempts: 10,
+            backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3_600),
         }
     }
 }
 
-#[derive(Debug, Default, PartialEq)]
-pub struct RelayReport {
-    pub published: usize,
-    pub pruned: u64,
-    /// Age of the oldest entry still pending after the run, in seconds.
-    pub oldest_pending_seconds: f64,
+/// Publishes the events. What the bus accepted is marked published by the instance's next
+/// write; what it rejected is recorded at once (an attempt more, its error, its backoff,
+/// or parked) and makes this an error, so the invocation is retried.
+pub async fn publish(
+    session: &mut Session<'_>,
+    bus: &impl EventBus,
+    events: &[OutgoingEvent],
+    policy: &RelayPolicy,
+) -> Result<(), OutboxError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let deadline = session.deadline();
+    let bus_deadline = deadline.capped(deadline.remaining().saturating_sub(RECORDING_RESERVE));
+    let report = match bus_deadline.run(bus.publish(events)).await {
+        Ok(report) => report,
+        Err(_) => PublishReport {
+            accepted: Vec::new(),
+            rejected: PublishReport::reject_all(events, "no time left for PutEvents"),
+        },
+    };
+    session.database().acknowledge(&report.accepted);
+    let Some(first) = report.rejected.first() else {
+        return Ok(());
+    };
+    crate::metrics::outbox_publish_failures(report.rejected.len());
+    let error = PublishError {
+        attempted: events.len(),
+        rejected: report.rejected.iter().map(|r| r.event_id).collect(),
+        first_reason: first.reason.clone(),
+    };
+    let recorded: Recorded = session
+        .write(
+            REJECTED,
+            &Rejected {
+                rejected: &report.rejected,
+                max_attempts: policy.max_attempts,
+                backoff_seconds: policy.backoff.as_secs_f64(),
+                max_backoff_seconds: policy.max_backoff.as_secs_f64(),
+            },
+        )
+        .await?;
+    if recorded.parked > 0 {
+        tracing::error!(
+            parked = recorded.parked,
+            "outbox entries parked: the bus rejected them too often, or for good"
+        );
+    }
+    Err(error.into())
 }
 
-/// Publishes pending entries older than the grace period, oldest first, then prunes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Rejected<'a> {
+    rejected: &'a [Rejection],
+    max_attempts: u32,
+    backoff_seconds: f64,
+    max_backoff_seconds: f64,
+}
+
+#[derive(Deserialize)]
+struct Recorded {
+    parked: u64,
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct RelayReport {
+    /// Entries this run handed to the bus.
+    pub published: usize,
+    /// Age of the oldest entry still pending when the run started, in seconds.
+    pub oldest_pending_seconds: f64,
+    /// Entries parked, in all.
+    pub parked: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Claim {
+    grace_seconds: f64,
+    lease_seconds: f64,
+    limit: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Claimed {
+    claimed: Vec<OutgoingEvent>,
+    oldest_pending_seconds: f64,
+    parked: u64,
+}
+
+/// Publishes the entries that are due, oldest first: pending, past the grace period and
+/// past any backoff. Backing-off and parked entries never stand in front of due ones.
+/// The backlog is measured (and reported as metrics) before anything is published, so a
+/// bus outage does not hide it.
 pub async fn relay(
-    pool: &PgPool,
+    session: &mut Session<'_>,
     bus: &impl EventBus,
-    policy: RelayPolicy,
+    policy: &RelayPolicy,
 ) -> Result<RelayReport, OutboxError> {
-    let mut claimed: Vec<(DateTime<Utc>, OutgoingEvent)> = statement(CLAIM_PENDING)
-        .bind(policy.grace.as_secs_f64())
-        .bind(policy.batch)
-        .bind(policy.lease.as_secs_f64())
-        .try_map(|row: PgRow| Ok((row.try_get("created_at")?, stored_event(&row))))
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|(created_at, event)| event.map(|event| (created_at, event)))
-        .collect::<Result<_, _>>()?;
-    claimed.sort_by_key(|(created_at, _)| *created_at);
-    let events: Vec<OutgoingEvent> = claimed.into_iter().map(|(_, event)| event).collect();
-    // Pruning and the age reading happen even when publishing failed: a bus outage must
-    // not also stop the clean-up, nor hide how old the backlog is.
-    let published = publish(pool, bus, &events).await;
-    let pruned = prune(pool, policy.retention_days).await?;
-    let oldest_pending_seconds: f64 = statement(OLDEST_PENDING_AGE)
-        .try_map(|row: PgRow| row.try_get("age_seconds"))
-        .fetch_one(pool)
+    let claim: Claimed = session
+        .write(
+            CLAIM,
+            &Claim {
+                grace_seconds: policy.grace.as_secs_f64(),
+                lease_seconds: policy.lease.as_secs_f64(),
+                limit: policy.batch,
+            },
+        )
         .await?;
-    crate::metrics::outbox_pending_age(oldest_pending_seconds);
-    published?;
-    Ok(RelayReport {
-        published: events.len(),
-        pruned,
-        oldest_pending_seconds,
-    })
+    crate::metrics::outbox_pending_age(claim.oldest_pending_seconds);
+    crate::metrics::outbox_parked(claim.parked);
+    let report = RelayReport {
+        published: claim.claimed.len(),
+        oldest_pending_seconds: claim.oldest_pending_seconds,
+        parked: claim.parked,
+    };
+    publish(session, bus, &claim.claimed, policy).await?;
+    Ok(report)
 }
 
 /// Deletes published entries past retention, a bounded number of rows per run.
-async fn prune(pool: &PgPool, retention_days: i32) -> Result<u64, sqlx::Error> {
-    const PER_STATEMENT: i64 = 1_000;
-    const STATEMENTS_PER_RUN: usize = 10;
+pub async fn prune(session: &mut Session<'_>, retention_days: i32) -> Result<u64, OutboxError> {
+    const PER_CALL: i64 = 1_000;
+    const CALLS_PER_RUN: usize = 10;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Prune {
+        retention_days: i32,
+        limit: i64,
+    }
+    #[derive(Deserialize)]
+    struct Pruned {
+        pruned: u64,
+    }
     let mut pruned = 0;
-    for _ in 0..STATEMENTS_PER_RUN {
-        let deleted = statement(PRUNE_PUBLISHED)
-            .bind(retention_days)
-            .bind(PER_STATEMENT)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        pruned += deleted;
-        if deleted < PER_STATEMENT as u64 {
+    for _ in 0..CALLS_PER_RUN {
+        let answer: Pruned = session
+            .write(
+                PRUNE,
+                &Prune {
+                    retention_days,
+                    limit: PER_CALL,
+                },
+            )
+            .await?;
+        pruned += answer.pruned;
+        if answer.pruned < PER_CALL as u64 {
             break;
         }
     }
     Ok(pruned)
 }
 
-fn stored_event(row: &PgRow) -> Result<OutgoingEvent, OutboxError> {
-    let event_id: Uuid = row.try_get("event_id")?;
-    let detail_type: String = row.try_get("detail_type")?;
-    Ok(OutgoingEvent {
-        event_id,
-        detail_type: DetailType::parse(&detail_type)
-            .ok_or(OutboxError::UnknownDetailType(event_id, detail_type))?,
-        detail: row.try_get("detail")?,
-    })
+/// A parked entry, as `aeronode-inventory outbox dead` prints it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParkedEntry {
+    pub event_id: Uuid,
+    pub order_id: Uuid,
+    pub detail_type: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub parked_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn parked(session: &mut Session<'_>) -> Result<Vec<ParkedEntry>, OutboxError> {
+    Ok(session.read(PARKED, &serde_json::json!({})).await?)
+}
+
+/// Makes parked entries due again: these, or all of them when `None`. Returns how many.
+pub async fn redrive(
+    session: &mut Session<'_>,
+    event_ids: Option<Vec<Uuid>>,
+) -> Result<u64, OutboxError> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Redrive {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event_ids: Option<Vec<Uuid>>,
+    }
+    #[derive(Deserialize)]
+    struct Redriven {
+        redriven: u64,
+    }
+    let answer: Redriven = session.write(REDRIVE, &Redrive { event_ids }).await?;
+    Ok(answer.redriven)
 }

@@ -51,7 +51,10 @@ async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the
     let stored = outbox(&db.db).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(arrived["detail"]["eventId"], stored[0].event_id.to_string());
-    assert!(stored[0].published, "the outbox row is marked published");
+    assert!(
+        !stored[0].published,
+        "marked by the instance's next write, not by a commit of its own"
+    );
     assert_eq!(db.seat("12A").await.0, "LOCKED");
     assert_eq!(db.seat("12B").await.0, "LOCKED");
     assert_logged_in_invocation_span(&logged, SAMPLE_ORDER, &order["id"]);
@@ -65,6 +68,12 @@ async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the
     assert_eq!(arrived["detail"]["orderId"], rival["detail"]["orderId"]);
     assert_eq!(arrived["detail"]["reason"], "SEAT_UNAVAILABLE");
     assert_eq!(arrived["detail"]["unavailableSeats"], json!(["12A", "12B"]));
+    let stored = outbox(&db.db).await;
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored[0].published,
+        "the rival's decision marked the first answer published"
+    );
     db.assert_consistent().await;
 }
 
@@ -132,9 +141,19 @@ async fn a_crash_between_commit_and_publish_loses_nothing(
         arrived["detail"]["eventId"],
         pending[0].event_id.to_string()
     );
+    let outcome = binary.invoke(sample("scheduled.json")).await;
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
     let stored = outbox(&db.db).await;
     assert_eq!(stored.len(), 1);
-    assert!(stored[0].published, "the retry marked the row published");
+    assert!(
+        stored[0].published,
+        "the next write marked the row published"
+    );
+    assert_eq!(
+        queue.receive(0, SOON).await,
+        Vec::<Value>::new(),
+        "sent once"
+    );
     assert_eq!(db.active_holds(uuid(SAMPLE_ORDER)).await, ["12A", "12B"]);
     assert_eq!(
         db.count("SELECT count(*) FROM inventory_locks").await,
@@ -227,8 +246,13 @@ async fn putevents_failing_makes_the_invocation_fail_and_a_retry_publishes_once(
         arrived["detail"]["eventId"],
         pending[0].event_id.to_string()
     );
+    let outcome = binary.invoke(sample("scheduled.json")).await;
+    assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
     let stored = outbox(&db.db).await;
-    assert!(stored[0].published);
+    assert!(
+        stored[0].published,
+        "the next write marked the row published"
+    );
     assert_eq!(stored[0].publish_attempts, 2);
     assert_eq!(
         db.count("SELECT count(*) FROM inventory_locks").await,
@@ -290,8 +314,10 @@ async fn a_cold_start_never_migrates(_: PgPoolOptions, options: PgConnectOptions
 
     let outcome = binary.invoke(sample("order-created.json")).await;
 
+    // Deployed before migrating: the service's functions are missing (42883), which no
+    // retry mends until the migrations are applied.
     assert!(
-        matches!(&outcome, Invocation::Error { error_type, .. } if error_type.starts_with("Retryable.")),
+        matches!(&outcome, Invocation::Error { error_type, .. } if error_type == "Rejected.DatabaseRefused.42883"),
         "{outcome:?}"
     );
     let untouched: bool = sqlx::query_scalar(

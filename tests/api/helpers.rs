@@ -2,8 +2,10 @@
 //! under `events/`, and reads of the seat state.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use aeronode_inventory::db;
+use aeronode_inventory::db::Database;
+use aeronode_inventory::deadline::Deadline;
 use aeronode_inventory::domain::{DetailType, OutgoingEvent};
 use aeronode_inventory::handler::{App, Handled, HandlerError, Settings};
 use aeronode_inventory::inventory::LockTtl;
@@ -51,10 +53,12 @@ impl TestApp {
             lock_ttl: LockTtl::from_seconds(lock_ttl_seconds),
             relay: RelayPolicy {
                 grace: std::time::Duration::from_secs(1),
+                // A rejected entry is due again at once: tests of the backoff set their own.
+                backoff: std::time::Duration::ZERO,
                 ..RelayPolicy::default()
             },
         };
-        let app = App::new(db::pool(options.clone()), bus, settings);
+        let app = App::new(Database::new(options.clone(), 1), bus, settings);
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect_with(options)
@@ -76,6 +80,21 @@ impl TestApp {
             Ok(Handled::Answered(event)) => (event.detail_type, detail_of(&event)),
             other => panic!("expected an answer, got {other:?}"),
         }
+    }
+
+    /// Writes the instance's marks now, as its next write would: entries the bus
+    /// accepted become published in the outbox.
+    pub async fn flush_marks(&self) {
+        let mut session = self
+            .app
+            .database()
+            .session(Deadline::after(Duration::from_secs(10)))
+            .await
+            .expect("a session");
+        session
+            .flush_marks(true)
+            .await
+            .expect("the marks are written");
     }
 
     pub fn published(&self) -> Vec<OutgoingEvent> {

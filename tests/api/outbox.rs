@@ -61,6 +61,12 @@ async fn when_putevents_fails_after_commit_the_retry_publishes_the_pending_event
         published[0].event_id, pending[0],
         "the pending event, not a new one"
     );
+    assert_eq!(
+        pending_ids(&app).await,
+        pending,
+        "marked by the instance's next write, not by a commit of its own"
+    );
+    app.flush_marks().await;
     assert!(pending_ids(&app).await.is_empty());
     assert_eq!(
         app.seat("2A").await,
@@ -212,7 +218,7 @@ async fn the_relay_prunes_published_entries_past_retention_only(
     let report = relay(&app).await;
 
     assert!(
-        matches!(report, Ok(Handled::Housekeeping(ref r)) if r.relay.pruned == 1),
+        matches!(report, Ok(Handled::Housekeeping(ref r)) if r.pruned == 1),
         "{report:?}"
     );
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 1);

@@ -2,7 +2,7 @@
 //! tokens byte for byte. A fake RDS Proxy on the loopback (TLS with a throwaway CA, then
 //! cleartext password auth, each token checked for its signature and age) must let a
 //! good token in, and turn a wrong or expired one away with the message RDS Proxy sends,
-//! promptly. The pool must refuse to send a token to a proxy it cannot verify.
+//! promptly. The connections must refuse to send a token to a proxy they cannot verify.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,15 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aeronode_inventory::rds_iam::{
-    Endpoint, IamPool, TOKEN_LIFETIME, TokenSource, generate_auth_token,
-};
+use aeronode_inventory::db::{Database, DbError};
+use aeronode_inventory::deadline::Deadline;
+use aeronode_inventory::rds_iam::{Endpoint, TOKEN_LIFETIME, TokenSource, generate_auth_token};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::{Value, json};
-use sqlx::Postgres;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnectOptions;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -32,8 +30,8 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// Every wait here ends: an answer later than this is a hang. The pool itself gives up
-/// after its acquire timeout of 5 s.
+/// Every wait here ends: an answer later than this is a hang. Opening a connection gives up
+/// after 5 s.
 const BOUND: Duration = Duration::from_secs(10);
 const REGION: &str = "eu-west-1";
 const USER: &str = "inventory_app";
@@ -139,12 +137,11 @@ async fn connections_opened_later_sign_in_with_a_renewed_token() {
     let clock = Arc::new(AtomicU64::new(started));
     let iam = proxy.iam_pool(&ca, function_credentials(), &clock);
 
-    let first = connect(&iam).await.expect("a fresh token signs in");
+    connect(&iam).await.expect("a fresh token signs in");
     // The connection goes away (idle timeout, proxy restart), and a later use opens one.
-    first.close().await.expect("the connection closes");
+    iam.close_idle();
     clock.store(started + 11 * 60, Ordering::SeqCst);
-    let second = connect(&iam).await.expect("the renewed token signs in");
-    drop(second);
+    connect(&iam).await.expect("the renewed token signs in");
 
     let passwords = proxy.passwords();
     assert_eq!(passwords.len(), 2, "one sign-in per connection");
@@ -243,34 +240,34 @@ async fn a_proxy_that_never_answers_fails_the_acquire_within_its_timeout() {
 
     let error = connect(&iam).await.err();
 
-    assert!(
-        matches!(error, Some(sqlx::Error::PoolTimedOut)),
-        "{error:?}"
-    );
+    assert!(matches!(error, Some(DbError::OutOfTime)), "{error:?}");
 }
 
-/// Renews the token and opens a connection, as an invocation does; panics on a hang.
-async fn connect(iam: &IamPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+/// Opens a connection as an invocation does (signing a token when one is due); panics on
+/// a hang.
+async fn connect(iam: &Database) -> Result<(), DbError> {
     crate::quiet_logs();
     timeout(BOUND, async {
-        iam.renew_token().await.expect("a signed token");
-        iam.pool().acquire().await
+        let mut session = iam.session(Deadline::after(BOUND)).await?;
+        session.connection().await.map(|_| ())
     })
     .await
     .expect("an answer within the bound, not a hang")
 }
 
-fn assert_refused_by_the_proxy(error: Option<sqlx::Error>) {
-    let code = error
-        .as_ref()
-        .and_then(|e| e.as_database_error())
-        .and_then(|e| e.code())
-        .map(|code| code.into_owned());
-    let message = error.map(|e| e.to_string());
-    assert_eq!(code.as_deref(), Some("28P01"), "{message:?}");
-    assert_eq!(
-        message.as_deref(),
-        Some("error returned from database: PAM authentication failed for user \"inventory_app\"")
+fn assert_refused_by_the_proxy(error: Option<DbError>) {
+    let code = error.as_ref().and_then(DbError::sqlstate);
+    let message = error.as_ref().map(|e| e.to_string());
+    assert_eq!(code, Some("28P01"), "{message:?}");
+    assert!(
+        message.as_deref().is_some_and(|m| m.ends_with(
+            "error returned from database: PAM authentication failed for user \"inventory_app\""
+        )),
+        "{message:?}"
+    );
+    assert!(
+        !error.is_some_and(|e| e.is_retryable()),
+        "a refused token stays refused"
     );
 }
 
@@ -574,9 +571,9 @@ impl FakeProxy {
             .clone()
     }
 
-    /// The pool as production builds it, aimed at this proxy and trusting `ca`, signing
-    /// with `credentials` at the time `clock` holds (seconds since 1970).
-    fn iam_pool(&self, ca: &TestCa, credentials: Credentials, clock: &Arc<AtomicU64>) -> IamPool {
+    /// The connections as production builds them, aimed at this proxy and trusting `ca`,
+    /// signing with `credentials` at the time `clock` holds (seconds since 1970).
+    fn iam_pool(&self, ca: &TestCa, credentials: Credentials, clock: &Arc<AtomicU64>) -> Database {
         let options = PgConnectOptions::new_without_pgpass()
             .host("127.0.0.1")
             .port(self.address.port())
@@ -589,7 +586,7 @@ impl FakeProxy {
             SharedCredentialsProvider::new(credentials),
         )
         .with_clock(move || at(clock.load(Ordering::SeqCst)));
-        IamPool::new(options, tokens)
+        Database::with_iam(options, tokens, 1)
     }
 }
 

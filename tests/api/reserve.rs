@@ -1,5 +1,8 @@
 //! Reserving seats from OrderCreated: what is held and what is answered.
 
+use std::time::Duration;
+
+use aeronode_inventory::deadline::Deadline;
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::HandlerError;
 use serde_json::{Value, json};
@@ -255,16 +258,17 @@ async fn no_statement_is_left_prepared_on_the_session(_: PgPoolOptions, options:
         .await
         .expect("the relay runs");
 
-    // The app's pool has one connection: this is the session every statement above ran on.
+    // The app keeps one connection: this is the session every call above ran on.
     let mut session = app
         .app
-        .pool()
-        .acquire()
+        .database()
+        .session(Deadline::after(Duration::from_secs(10)))
         .await
         .expect("the app's connection");
+    let connection = session.connection().await.expect("the app's connection");
     let prepared: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_statements")
         .persistent(false)
-        .fetch_one(&mut *session)
+        .fetch_one(&mut *connection)
         .await
         .expect("pg_prepared_statements is readable");
     let backend_changed: bool = sqlx::query_scalar(
@@ -272,7 +276,7 @@ async fn no_statement_is_left_prepared_on_the_session(_: PgPoolOptions, options:
          WHERE application_name = 'aeronode-inventory' AND datname = current_database()",
     )
     .persistent(false)
-    .fetch_one(&mut *session)
+    .fetch_one(&mut *connection)
     .await
     .expect("pg_stat_activity is readable");
 
