@@ -3,14 +3,14 @@
 //! a retry can help.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use serde_json::Value;
 use tracing::field::display;
-use uuid::Uuid;
 
 use crate::db::{Database, DbError, Session};
 use crate::deadline::{self, Deadline};
-use crate::domain::{FailureReason, OrderId, OutgoingEvent, SeatReservationFailed};
+use crate::domain::{OrderCloser, OrderId, OutgoingEvent};
 use crate::inbound::{
     self, Command, ConfirmOrder, InvalidOrder, ReleaseOrder, ReserveSeats, UnreadableEvent,
 };
@@ -66,6 +66,12 @@ pub enum HandlerError {
     Database(#[from] DbError),
     #[error("cannot serialize an answer: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// An `OrderCreated` whose order already has another outcome: the first one stands.
+    #[error("order {order_id} {reason}")]
+    ConflictingOrder {
+        order_id: OrderId,
+        reason: &'static str,
+    },
 }
 
 impl HandlerError {
@@ -73,11 +79,21 @@ impl HandlerError {
     /// only so that it lands in the on-failure destination instead of vanishing.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unreadable(_) | Self::Serialize(_) => false,
+            Self::Unreadable(_) | Self::Serialize(_) | Self::ConflictingOrder { .. } => false,
             Self::Inventory(error) => error.is_retryable(),
             Self::Outbox(error) => error.is_retryable(),
             Self::Database(error) => error.is_retryable(),
         }
+    }
+
+    /// A database fault that can pass: worth retrying within the invocation.
+    fn is_transient_database(&self) -> bool {
+        matches!(
+            self,
+            Self::Inventory(InventoryError::Database(DbError::Transient { .. }))
+                | Self::Outbox(OutboxError::Database(DbError::Transient { .. }))
+                | Self::Database(DbError::Transient { .. })
+        )
     }
 
     /// A stable name for the kind of failure, reported to Lambda as the error type.
@@ -95,6 +111,7 @@ impl HandlerError {
                 "SerializeFailed".into()
             }
             Self::Outbox(OutboxError::Publish(_)) => "PublishFailed".into(),
+            Self::ConflictingOrder { .. } => "ConflictingOrder".into(),
         }
     }
 }
@@ -109,10 +126,6 @@ fn database_kind(error: &DbError) -> Cow<'static, str> {
         DbError::Auth(_) => "DatabaseAuth".into(),
     }
 }
-
-/// Answers that are not stored (refusals of unreadable or conflicting requests) still get
-/// a stable event id: the same delivery refused twice carries the same `eventId`.
-const REFUSAL_NAMESPACE: Uuid = Uuid::from_u128(0x5e0f_2a6c_7d1b_4c3e_9a8f_1b2c_3d4e_5f60);
 
 impl<B: EventBus> App<B> {
     pub fn new(database: Database, bus: B, settings: Settings) -> Self {
@@ -145,9 +158,10 @@ impl<B: EventBus> App<B> {
     ) -> Result<Handled, HandlerError> {
         let command = inbound::parse(payload).inspect_err(|error| {
             tracing::error!(error = %error, "unreadable event; failing the invocation");
+            metrics::unreadable_event();
         })?;
         let result = match self.database.session(deadline).await {
-            Ok(mut session) => self.dispatch(&mut session, command).await,
+            Ok(mut session) => self.dispatch_with_retries(&mut session, command).await,
             Err(error) => Err(error.into()),
         };
         if let Err(error) = &result {
@@ -159,6 +173,38 @@ impl<B: EventBus> App<B> {
             );
         }
         result
+    }
+
+    /// A fault that can pass (a deadlock, a lock timeout, a dropped connection) is retried
+    /// here, after a jittered backoff, while the invocation has time: every operation is
+    /// idempotent, and a retry in-process costs milliseconds where Lambda's costs minutes.
+    async fn dispatch_with_retries(
+        &self,
+        session: &mut Session<'_>,
+        command: Command,
+    ) -> Result<Handled, HandlerError> {
+        let mut retries = 0;
+        loop {
+            let result = self.dispatch(session, command.clone()).await;
+            let backoff = match &result {
+                Err(error) if error.is_transient_database() && retries < MAX_RETRIES => {
+                    retry_backoff(retries)
+                }
+                _ => {
+                    metrics::database_retries(retries);
+                    return result;
+                }
+            };
+            if session.deadline().remaining() <= backoff + MIN_TIME_FOR_A_RETRY {
+                metrics::database_retries(retries);
+                return result;
+            }
+            if let Err(error) = &result {
+                tracing::warn!(error = %error, retry = retries + 1, backoff_ms = backoff.as_millis() as u64, "database fault; retrying");
+            }
+            tokio::time::sleep(backoff).await;
+            retries += 1;
+        }
     }
 
     async fn dispatch(
@@ -183,53 +229,76 @@ impl<B: EventBus> App<B> {
         request: &ReserveSeats,
     ) -> Result<Handled, HandlerError> {
         record_ids(request.order_id, &request.causation_id);
-        let (event, released) =
-            match inventory::reserve(session, request, self.settings.lock_ttl).await? {
-                Reservation::Decided {
-                    event,
-                    released,
+        let reservation = inventory::reserve(session, request, self.settings.lock_ttl).await?;
+        self.answer_reservation(session, request.order_id, reservation)
+            .await
+    }
+
+    /// `INVALID_REQUEST`, recorded as the order's outcome like any other.
+    async fn refuse_invalid(
+        &self,
+        session: &mut Session<'_>,
+        invalid: InvalidOrder,
+    ) -> Result<Handled, HandlerError> {
+        record_ids(invalid.order_id, &invalid.causation_id);
+        tracing::warn!(problem = %invalid.problem, "invalid request; refusing");
+        let reservation = inventory::refuse_invalid(session, &invalid).await?;
+        self.answer_reservation(session, invalid.order_id, reservation)
+            .await
+    }
+
+    /// Publishes the order's one outcome. A request that conflicts with the outcome the
+    /// order got first is not answered on the bus: it fails, to the on-failure queue.
+    async fn answer_reservation(
+        &self,
+        session: &mut Session<'_>,
+        order_id: OrderId,
+        reservation: Reservation,
+    ) -> Result<Handled, HandlerError> {
+        let (event, released) = match reservation {
+            Reservation::Decided {
+                event,
+                released,
+                lost_races,
+            } => {
+                tracing::info!(
+                    outcome = event.detail_type.as_str(),
                     lost_races,
-                } => {
-                    tracing::info!(
-                        outcome = event.detail_type.as_str(),
-                        seats = request.seats.len(),
-                        lost_races,
-                        expired_holders = released.len(),
-                        "order decided"
-                    );
-                    (event, released)
-                }
-                Reservation::Replayed(event) => {
-                    tracing::info!(
-                        outcome = event.detail_type.as_str(),
-                        "order decided before; answering again"
-                    );
-                    (event, Vec::new())
-                }
-                refused @ (Reservation::ConflictsWithEarlierRequest
-                | Reservation::ClosedBeforeReserved(_)) => {
-                    let order = request.order_id;
-                    let problem = match refused {
-                        Reservation::ClosedBeforeReserved(by) => {
-                            format!(
-                                "order {order} was closed by {by:?} before its seats were requested"
-                            )
+                    expired_holders = released.len(),
+                    "order decided"
+                );
+                (event, released)
+            }
+            Reservation::Replayed(event) => {
+                tracing::info!(
+                    outcome = event.detail_type.as_str(),
+                    "order decided before; answering again"
+                );
+                (event, Vec::new())
+            }
+            Reservation::ConflictsWithEarlierRequest => {
+                return Err(conflicting(
+                    order_id,
+                    "was decided before for another request; that outcome stands",
+                ));
+            }
+            Reservation::ClosedBeforeReserved(closer) => {
+                return Err(conflicting(
+                    order_id,
+                    match closer {
+                        OrderCloser::PaymentSucceeded => {
+                            "was closed by its PaymentSucceeded before its seats were requested"
                         }
-                        _ => format!(
-                            "order {order} was already used for another flight or other seats"
-                        ),
-                    };
-                    tracing::warn!(problem = %problem, "order id cannot hold seats; refusing");
-                    let refusal = InvalidOrder {
-                        order_id: order,
-                        flight_id: Some(request.flight_id),
-                        seats: request.seats.named(),
-                        problem,
-                        causation_id: request.causation_id.clone(),
-                    };
-                    return self.refuse_invalid(session, refusal).await;
-                }
-            };
+                        OrderCloser::PaymentFailed => {
+                            "was closed by its PaymentFailed before its seats were requested"
+                        }
+                        OrderCloser::OrderCancelled => {
+                            "was closed by its OrderCancelled before its seats were requested"
+                        }
+                    },
+                ));
+            }
+        };
         self.publish(
             session,
             std::iter::once(event.clone()).chain(released).collect(),
@@ -356,35 +425,25 @@ impl<B: EventBus> App<B> {
         session.flush_marks(false).await?;
         Ok(())
     }
+}
 
-    /// `INVALID_REQUEST`: nothing is written, the answer is sent straight to the bus.
-    async fn refuse_invalid(
-        &self,
-        session: &mut Session<'_>,
-        invalid: InvalidOrder,
-    ) -> Result<Handled, HandlerError> {
-        record_ids(invalid.order_id, &invalid.causation_id);
-        tracing::warn!(problem = %invalid.problem, "invalid request; refusing");
-        metrics::reservation_refused(FailureReason::InvalidRequest);
-        let event = SeatReservationFailed {
-            event_id: Uuid::new_v5(
-                &REFUSAL_NAMESPACE,
-                format!("{}/{}", invalid.causation_id, invalid.order_id).as_bytes(),
-            ),
-            order_id: invalid.order_id,
-            flight_id: invalid.flight_id,
-            seats: invalid.seats,
-            reason: FailureReason::InvalidRequest,
-            unavailable_seats: Vec::new(),
-            message: invalid.problem,
-            causation_id: invalid.causation_id,
-        }
-        .to_event()?;
-        // Not in the outbox: recording the attempt touches no row, and a failed publish
-        // fails the invocation so that Lambda retries it.
-        self.publish(session, vec![event.clone()]).await?;
-        Ok(Handled::Answered(event))
-    }
+/// At most this many in-process retries of a fault that can pass, ...
+const MAX_RETRIES: u32 = 4;
+/// ... each only if the invocation has at least this much time left after the backoff.
+const MIN_TIME_FOR_A_RETRY: Duration = Duration::from_millis(200);
+
+/// 20 ms, 40 ms, 80 ms, ... times a random factor from 0.5 to 1, so instances that failed
+/// together do not retry together.
+fn retry_backoff(retries: u32) -> Duration {
+    let base = Duration::from_millis(20 * (1 << retries.min(6)));
+    let jitter = (uuid::Uuid::new_v4().as_u64_pair().0 % 1_000) as f64 / 2_000.0;
+    base.mul_f64(0.5 + jitter)
+}
+
+fn conflicting(order_id: OrderId, reason: &'static str) -> HandlerError {
+    tracing::warn!(reason, "conflicting OrderCreated; not answered on the bus");
+    metrics::conflicting_order();
+    HandlerError::ConflictingOrder { order_id, reason }
 }
 
 fn part_failed(part: &'static str, error: HandlerError) -> HandlerError {

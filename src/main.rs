@@ -1,26 +1,53 @@
-//! Wiring only: configuration, telemetry, the database connections and the EventBridge
-//! client, built once per cold start, then the Lambda runtime loop. `aeronode-inventory
-//! migrate` instead applies `database/migrations` and exits; migrations never run on a
-//! cold start.
+//! Wiring only: the command line, configuration, telemetry, the database connections and
+//! the EventBridge client, built once per cold start, then the Lambda runtime loop. The
+//! operator commands (`migrate`, `outbox`, `quarantine`) run once and exit; migrations
+//! never run on a cold start.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
+use aeronode_inventory::cli::{self, Cli, Command};
 use aeronode_inventory::config::Config;
-use aeronode_inventory::db::{self, Database};
+use aeronode_inventory::db::Database;
 use aeronode_inventory::deadline::Deadline;
 use aeronode_inventory::handler::{App, Settings};
 use aeronode_inventory::outbound::EventBridgeBus;
 use aeronode_inventory::rds_iam::TokenSource;
 use aeronode_inventory::{lambda, metrics, telemetry};
 use aws_config::timeout::TimeoutConfig;
+use clap::Parser;
 
-fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init(std::io::stdout);
-    let config = Config::from_env().inspect_err(|error| {
-        tracing::error!(error = %error, "configuration is invalid; not starting");
-    })?;
+/// An operator command gets this long, whatever it does.
+const COMMAND_TIME: Duration = Duration::from_secs(600);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.command.is_none() && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        eprintln!(
+            "aeronode-inventory runs as an AWS Lambda function and AWS_LAMBDA_RUNTIME_API is not \
+             set; to run it locally on a sample event: bash scripts/run-local.sh (see --help)"
+        );
+        return ExitCode::from(2);
+    }
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "stopped");
+            eprintln!("aeronode-inventory: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Option<Command>) -> Result<(), lambda_runtime::Error> {
+    // The function logs to stdout, as Lambda expects; a command keeps stdout for its output.
+    match command {
+        None => telemetry::init(std::io::stdout),
+        Some(_) => telemetry::init(std::io::stderr),
+    }
+    let config = Config::from_env()?;
     // One invocation at a time needs one thread; Lambda Managed Instances run several.
-    let runtime = if config.max_concurrency > 1 {
+    let runtime = if config.max_concurrency > 1 && command.is_none() {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
@@ -29,10 +56,10 @@ fn main() -> Result<(), lambda_runtime::Error> {
             .enable_all()
             .build()?
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, command))
 }
 
-async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
+async fn serve(config: Config, command: Option<Command>) -> Result<(), lambda_runtime::Error> {
     // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
     // The SDK sets no read timeout by default: an endpoint that accepts and never answers
     // would hold the invocation until Lambda's timeout instead of failing it for a retry.
@@ -50,12 +77,9 @@ async fn serve(config: Config) -> Result<(), lambda_runtime::Error> {
     } else {
         Database::new(config.database, config.max_concurrency)
     };
-    if std::env::args().nth(1).as_deref() == Some("migrate") {
-        let mut session = database
-            .session(Deadline::after(Duration::from_secs(600)))
-            .await?;
-        db::MIGRATOR.run(session.connection().await?).await?;
-        tracing::info!("migrations applied");
+    if let Some(command) = command {
+        let mut session = database.session(Deadline::after(COMMAND_TIME)).await?;
+        cli::run(&command, &mut session, &mut std::io::stdout().lock()).await?;
         return Ok(());
     }
     let bus = EventBridgeBus::new(

@@ -72,3 +72,21 @@ pub fn order_quarantined() {
 pub fn outbox_parked(entries: u64) {
     histogram!("OutboxParkedEntries").record(entries as f64);
 }
+
+/// `OrderCreated` events for an order that already has another outcome: not answered,
+/// sent to the on-failure queue.
+pub fn conflicting_order() {
+    counter!("ConflictingOrders").increment(1);
+}
+
+/// Calls retried within an invocation after a fault that can pass (a deadlock, a lock
+/// timeout, a dropped connection).
+pub fn database_retries(retries: u32) {
+    counter!("DatabaseRetries").increment(u64::from(retries));
+}
+
+/// Events that cannot be tied to an order (not an EventBridge event, an unknown source, no
+/// readable orderId): failed to the on-failure queue, alarmed on apart from other errors.
+pub fn unreadable_event() {
+    counter!("UnreadableEvents").increment(1);
+}

@@ -13,7 +13,7 @@ pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
 use crate::domain::ReleaseReason;
 
 /// What an incoming event asks this service to do.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Command {
     /// `OrderCreated`: hold seats, or answer why the request itself is wrong.
     Reserve(Result<ReserveSeats, InvalidOrder>),
@@ -55,7 +55,11 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
         serde_json::from_value(payload).map_err(UnreadableEvent::NotAnEnvelope)?;
     let causation_id = envelope
         .id
-        .filter(|id| !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN)
+        // It is echoed as causationId and stored: no control characters (a NUL could not
+        // be stored at all).
+        .filter(|id| {
+            !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && !id.chars().any(char::is_control)
+        })
         .ok_or(UnreadableEvent::NoEventId)?;
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("skyledger.orders", "OrderCreated") => Ok(Command::Reserve(order_created::parse(
@@ -127,9 +131,14 @@ mod tests {
 
     #[test]
     fn an_event_without_an_id_is_unreadable() {
-        let mut payload = envelope("aws.events", "Scheduled Event", json!({}));
-        payload["id"] = json!("");
-        assert!(matches!(parse(payload), Err(UnreadableEvent::NoEventId)));
+        for id in ["", "a\u{0}b", "line\nbreak"] {
+            let mut payload = envelope("aws.events", "Scheduled Event", json!({}));
+            payload["id"] = json!(id);
+            assert!(
+                matches!(parse(payload), Err(UnreadableEvent::NoEventId)),
+                "{id:?}"
+            );
+        }
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl ReserveSeats {
 }
 
 /// A request that names its order but cannot be served as sent: it is answered with
-/// `SeatReservationFailed` / `INVALID_REQUEST` and changes nothing.
+/// `SeatReservationFailed` / `INVALID_REQUEST`, holds nothing, and that answer is the
+/// order's outcome for good.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidOrder {
     pub order_id: OrderId,
@@ -70,6 +71,53 @@ pub struct InvalidOrder {
     pub seats: Vec<String>,
     pub problem: String,
     pub causation_id: String,
+    /// What was sent, in a canonical form: the same detail again gets the same answer,
+    /// another one under the same order id is a conflict.
+    pub fingerprint: String,
+}
+
+/// Names the fingerprints of invalid requests (a v5 UUID of the detail's canonical JSON).
+const INVALID_FINGERPRINT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x9c1d_4e2f_6a3b_4c5d_8e7f_0a1b_2c3d_4e5f);
+
+/// The fingerprint of an invalid detail: keys sorted at every level, so the same content
+/// in another key order is the same request.
+fn invalid_fingerprint(detail: &Value) -> String {
+    fn canonical(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[key], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::new();
+    canonical(detail, &mut text);
+    format!(
+        "invalid {}",
+        uuid::Uuid::new_v5(&INVALID_FINGERPRINT_NAMESPACE, text.as_bytes())
+    )
 }
 
 /// Bad input is echoed back only within these bounds.
@@ -99,6 +147,7 @@ pub(super) fn parse(
         seats: echo(raw_seats),
         problem,
         causation_id: causation_id.clone(),
+        fingerprint: invalid_fingerprint(detail),
     };
 
     let Some(flight_id) = flight_id else {
@@ -288,6 +337,17 @@ mod tests {
                 answer.problem
             );
         }
+    }
+
+    #[test]
+    fn the_same_invalid_detail_in_any_key_order_has_one_fingerprint() {
+        let one = invalid(json!({"orderId": ORDER, "flightId": "AI101", "seats": ["1A", 7]}));
+        let reordered = invalid(json!({"seats": ["1A", 7], "flightId": "AI101", "orderId": ORDER}));
+        let other = invalid(json!({"orderId": ORDER, "flightId": "AI102", "seats": ["1A", 7]}));
+
+        assert_eq!(one.fingerprint, reordered.fingerprint);
+        assert_ne!(one.fingerprint, other.fingerprint);
+        assert!(one.fingerprint.starts_with("invalid "));
     }
 
     #[test]

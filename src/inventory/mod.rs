@@ -18,7 +18,7 @@ pub use lifecycle::{
     Confirmation, Expiry, Release, confirm, expire_lapsed_holds, quarantined, release,
     release_quarantine,
 };
-pub use reserve::reserve;
+pub use reserve::{refuse_invalid, reserve};
 
 /// How long a hold lasts before it may be released (`LOCK_TTL_SECONDS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub enum Reservation {
     },
     /// Decided by an earlier delivery of the same order: the same event again.
     Replayed(OutgoingEvent),
-    /// The order id was decided before for another flight or other seats.
+    /// The order id was decided before, for another request.
     ConflictsWithEarlierRequest,
     /// A payment or cancellation of this order came first; nothing is held.
     ClosedBeforeReserved(OrderCloser),

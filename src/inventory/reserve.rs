@@ -6,10 +6,10 @@ use super::sql::{self, ReadSeat, RequestRead, Reserved, SeatAt};
 use super::{InventoryError, LockTtl, Reservation, lifecycle, pick};
 use crate::db::Session;
 use crate::domain::{
-    Cabin, FailureReason, HeldSeat, SeatNumber, SeatRequest, SeatReservationFailed, SeatReserved,
-    SeatStatus,
+    Cabin, FailureReason, HeldSeat, OrderId, SeatNumber, SeatRequest, SeatReservationFailed,
+    SeatReserved, SeatStatus,
 };
-use crate::inbound::{ReserveSeats, SeatSelection};
+use crate::inbound::{InvalidOrder, ReserveSeats, SeatSelection};
 use crate::metrics;
 
 /// A lost race is re-read and retried at most this many times in all.
@@ -31,7 +31,7 @@ pub async fn reserve(
     for attempt in 0..MAX_ATTEMPTS {
         let mut read: RequestRead = session.read(sql::READ_REQUEST, &read_args(request)).await?;
         if let Some(earlier) = read.earlier.take() {
-            return replay(request, &fingerprint, earlier);
+            return replay(request.order_id, &fingerprint, earlier);
         }
         let holders = lapsed_holders(&read.seats, &request.seats);
         if !holders.is_empty() {
@@ -82,7 +82,7 @@ pub async fn reserve(
             matches!(request.seats, SeatSelection::Any { .. }) && attempt < MAX_ATTEMPTS / 2;
         let write = sql::Reserve {
             order_id: request.order_id.as_uuid(),
-            flight_id: request.flight_id.as_uuid(),
+            flight_id: Some(request.flight_id.as_uuid()),
             fingerprint: &fingerprint,
             seats: seats
                 .iter()
@@ -134,7 +134,7 @@ fn read_args(request: &ReserveSeats) -> sql::ReadRequest<'_> {
     };
     sql::ReadRequest {
         order_id: request.order_id.as_uuid(),
-        flight_id: request.flight_id.as_uuid(),
+        flight_id: Some(request.flight_id.as_uuid()),
         seats,
         any_seat,
         cabin,
@@ -280,9 +280,61 @@ fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &RequestRead)
     Decision::Take(requested.into_iter().map(held).collect())
 }
 
+/// Records `INVALID_REQUEST` as the order's outcome, once: a request the same as the first
+/// gets the same answer again, another one under the same order id is a conflict.
+pub async fn refuse_invalid(
+    session: &mut Session<'_>,
+    invalid: &InvalidOrder,
+) -> Result<Reservation, InventoryError> {
+    let read_args = sql::ReadRequest {
+        order_id: invalid.order_id.as_uuid(),
+        flight_id: invalid.flight_id.map(|flight| flight.as_uuid()),
+        seats: Vec::new(),
+        any_seat: false,
+        cabin: None,
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let mut read: RequestRead = session.read(sql::READ_REQUEST, &read_args).await?;
+        if let Some(earlier) = read.earlier.take() {
+            return replay(invalid.order_id, &invalid.fingerprint, earlier);
+        }
+        let event = SeatReservationFailed {
+            event_id: Uuid::new_v4(),
+            order_id: invalid.order_id,
+            flight_id: invalid.flight_id,
+            seats: invalid.seats.clone(),
+            reason: FailureReason::InvalidRequest,
+            unavailable_seats: Vec::new(),
+            message: invalid.problem.clone(),
+            causation_id: invalid.causation_id.clone(),
+        }
+        .to_event()?;
+        let write = sql::Reserve {
+            order_id: invalid.order_id.as_uuid(),
+            flight_id: read_args.flight_id,
+            fingerprint: &invalid.fingerprint,
+            seats: Vec::new(),
+            created_at: read.read_at,
+            expires_at: read.read_at,
+            skip_locked: false,
+            event: &event,
+        };
+        // Nothing to take, so nothing can be lost: decided, or decided by another delivery.
+        if let Reserved::Decided = session.write(sql::RESERVE, &write).await? {
+            metrics::reservation_refused(FailureReason::InvalidRequest);
+            return Ok(Reservation::Decided {
+                event,
+                released: Vec::new(),
+                lost_races: 0,
+            });
+        }
+    }
+    Err(InventoryError::Contention(MAX_ATTEMPTS))
+}
+
 /// The answer an earlier delivery of this order got, or the refusal of a reused order id.
 fn replay(
-    request: &ReserveSeats,
+    order_id: OrderId,
     fingerprint: &str,
     earlier: sql::Earlier,
 ) -> Result<Reservation, InventoryError> {
@@ -295,5 +347,5 @@ fn replay(
     earlier
         .outcome
         .map(Reservation::Replayed)
-        .ok_or(InventoryError::UndecidedOrder(request.order_id.as_uuid()))
+        .ok_or(InventoryError::UndecidedOrder(order_id.as_uuid()))
 }

@@ -34,7 +34,8 @@ pub const RELEASE_QUARANTINE: Function = Function::named("inventory_release_quar
 #[serde(rename_all = "camelCase")]
 pub struct ReadRequest<'a> {
     pub order_id: Uuid,
-    pub flight_id: Uuid,
+    /// `None` for a request whose flight id could not be read.
+    pub flight_id: Option<Uuid>,
     /// The seats named, for an explicit order.
     pub seats: Vec<&'a str>,
     pub any_seat: bool,
@@ -77,7 +78,7 @@ pub struct ReadSeat {
 #[serde(rename_all = "camelCase")]
 pub struct Reserve<'a> {
     pub order_id: Uuid,
-    pub flight_id: Uuid,
+    pub flight_id: Option<Uuid>,
     pub fingerprint: &'a str,
     /// The seats to take, each at the version read.
     pub seats: Vec<SeatAt>,

@@ -17,6 +17,8 @@ struct State {
     published: Vec<OutgoingEvent>,
     refuse_all: bool,
     refuse: Vec<Uuid>,
+    refuse_always: Vec<Uuid>,
+    refuse_permanently: Vec<Uuid>,
 }
 
 impl RecordingBus {
@@ -39,6 +41,21 @@ impl RecordingBus {
         self.lock().refuse.extend(event_ids);
     }
 
+    /// Refuse these events every time, as a bus would an entry it can never accept.
+    pub fn refuse_always(&self, event_ids: impl IntoIterator<Item = Uuid>) {
+        self.lock().refuse_always.extend(event_ids);
+    }
+
+    /// Stop refusing the events of [`RecordingBus::refuse_always`].
+    pub fn refuse_always_clear(&self) {
+        self.lock().refuse_always.clear();
+    }
+
+    /// Refuse these events with a code that says no retry can help (say MalformedDetail).
+    pub fn refuse_permanently(&self, event_ids: impl IntoIterator<Item = Uuid>) {
+        self.lock().refuse_permanently.extend(event_ids);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock can only come from a test; keep recording.
         self.state
@@ -58,7 +75,19 @@ impl EventBus for RecordingBus {
         }
         let mut report = PublishReport::default();
         for event in events {
-            if let Some(at) = state.refuse.iter().position(|id| *id == event.event_id) {
+            if state.refuse_permanently.contains(&event.event_id) {
+                report.rejected.push(Rejection {
+                    event_id: event.event_id,
+                    reason: "MalformedDetail: never".into(),
+                    permanent: true,
+                });
+            } else if state.refuse_always.contains(&event.event_id) {
+                report.rejected.push(Rejection {
+                    event_id: event.event_id,
+                    reason: "InternalFailure: always".into(),
+                    permanent: false,
+                });
+            } else if let Some(at) = state.refuse.iter().position(|id| *id == event.event_id) {
                 state.refuse.remove(at);
                 report.rejected.push(Rejection {
                     event_id: event.event_id,

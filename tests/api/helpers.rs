@@ -35,28 +35,29 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: PgConnectOptions, bus: RecordingBus) -> Self {
-        Self::spawn_full(options, bus, 900).await
+        Self::spawn_full(options, bus, 900, test_relay()).await
     }
 
     /// An instance whose holds last `lock_ttl_seconds`.
     pub async fn spawn_with_ttl(options: PgConnectOptions, lock_ttl_seconds: u32) -> Self {
-        Self::spawn_full(options, RecordingBus::new(), lock_ttl_seconds).await
+        Self::spawn_full(options, RecordingBus::new(), lock_ttl_seconds, test_relay()).await
+    }
+
+    /// An instance whose outbox relay follows `relay`.
+    pub async fn spawn_with_relay(options: PgConnectOptions, relay: RelayPolicy) -> Self {
+        Self::spawn_full(options, RecordingBus::new(), 900, relay).await
     }
 
     async fn spawn_full(
         options: PgConnectOptions,
         bus: RecordingBus,
         lock_ttl_seconds: u32,
+        relay: RelayPolicy,
     ) -> Self {
         crate::quiet_logs();
         let settings = Settings {
             lock_ttl: LockTtl::from_seconds(lock_ttl_seconds),
-            relay: RelayPolicy {
-                grace: std::time::Duration::from_secs(1),
-                // A rejected entry is due again at once: tests of the backoff set their own.
-                backoff: std::time::Duration::ZERO,
-                ..RelayPolicy::default()
-            },
+            relay,
         };
         let app = App::new(Database::new(options.clone(), 1), bus, settings);
         let db = sqlx::postgres::PgPoolOptions::new()
@@ -182,6 +183,16 @@ impl TestApp {
         .fetch_all(&self.db)
         .await
         .expect("the consistency query runs")
+    }
+}
+
+/// The relay of the tests: entries are the relay's after a second, and a rejected one is due
+/// again at once (tests of the backoff set their own).
+pub fn test_relay() -> RelayPolicy {
+    RelayPolicy {
+        grace: Duration::from_secs(1),
+        backoff: Duration::ZERO,
+        ..RelayPolicy::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! At-least-once in, exactly-once effects: redelivered orders are answered the same way.
 
 use aeronode_inventory::domain::{DetailType, OutgoingEvent};
-use aeronode_inventory::handler::Handled;
+use aeronode_inventory::handler::{Handled, HandlerError};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -134,7 +134,7 @@ async fn a_refused_order_is_refused_the_same_way_when_redelivered(
     migrator = "aeronode_inventory::db::MIGRATOR",
     fixtures(path = "../fixtures", scripts("flights"))
 )]
-async fn an_order_id_reused_for_other_seats_is_refused_and_changes_nothing(
+async fn an_order_id_reused_for_other_seats_is_a_conflict_and_the_first_outcome_stands(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
@@ -145,17 +145,20 @@ async fn an_order_id_reused_for_other_seats_is_refused_and_changes_nothing(
     let other_flight =
         order_created_with(json!({"orderId": order, "flightId": Uuid::new_v4(), "seats": ["4A"]}));
 
-    let refusals = [
-        answered(app.handle(other_seats.clone()).await),
-        answered(app.handle(other_flight).await),
+    let conflicts = [
+        app.handle(other_seats.clone()).await,
+        app.handle(other_flight).await,
+        app.handle(other_seats).await,
     ];
 
-    for refusal in &refusals {
-        let detail = detail_of(refusal);
-        assert_eq!(refusal.detail_type, DetailType::SeatReservationFailed);
-        assert_eq!(detail["reason"], "INVALID_REQUEST");
-        assert_eq!(detail["orderId"], order.to_string());
+    for conflict in &conflicts {
+        assert_conflict(conflict);
     }
+    assert_eq!(
+        app.published(),
+        vec![original.clone()],
+        "no second answer for the order on the bus"
+    );
     assert_eq!(
         app.active_holds(order).await,
         vec!["4A"],
@@ -164,11 +167,44 @@ async fn an_order_id_reused_for_other_seats_is_refused_and_changes_nothing(
     assert_eq!(app.seat("4B").await, ("AVAILABLE".into(), 1));
     let again = answered(app.handle(order_created(order, &["4A"])).await);
     assert_eq!(again, original, "the order's outcome did not change");
-    let refused_again = answered(app.handle(other_seats).await);
-    assert_eq!(
-        refused_again.event_id, refusals[0].event_id,
-        "a refusal keeps its eventId"
-    );
     assert_eq!(FLIGHT, detail_of(&original)["flightId"]);
     app.assert_consistent().await;
+}
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn an_invalid_request_is_the_orders_outcome_and_a_corrected_resend_is_a_conflict(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+    let invalid =
+        order_created_with(json!({"orderId": order, "flightId": FLIGHT, "seats": ["4a"]}));
+
+    let refusal = answered(app.handle(invalid.clone()).await);
+    let corrected = app.handle(order_created(order, &["4A"])).await;
+    let redelivered = answered(app.handle(invalid).await);
+
+    assert_eq!(refusal.detail_type, DetailType::SeatReservationFailed);
+    assert_eq!(detail_of(&refusal)["reason"], "INVALID_REQUEST");
+    assert_conflict(&corrected);
+    assert_eq!(redelivered, refusal, "the same eventId, the same answer");
+    assert!(app.active_holds(order).await.is_empty());
+    assert_eq!(app.seat("4A").await, ("AVAILABLE".into(), 1));
+    assert_eq!(
+        app.published(),
+        vec![refusal.clone(), refusal],
+        "one outcome on the bus, sent once per delivery"
+    );
+    app.assert_consistent().await;
+}
+
+fn assert_conflict(result: &Result<Handled, HandlerError>) {
+    assert!(
+        matches!(result, Err(error) if error.kind() == "ConflictingOrder" && !error.is_retryable()),
+        "expected a conflict, got {result:?}"
+    );
 }

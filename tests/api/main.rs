@@ -5,6 +5,7 @@ mod aws_emulator;
 mod concurrency;
 mod e2e;
 mod eventbridge;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod lifecycle;
