@@ -22,6 +22,9 @@ pub struct Config {
     /// `AWS_LAMBDA_MAX_CONCURRENCY`: invocations the instance runs at once (Lambda Managed
     /// Instances set it), and so the database connections it keeps. 1 when unset.
     pub max_concurrency: usize,
+    /// `RETENTION_DAYS_AFTER_DEPARTURE`: a departed flight is deleted, with its seats,
+    /// holds, orders and outbox rows, this many days after departure.
+    pub flight_retention_days: u32,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +84,7 @@ impl Config {
             max_concurrency: env
                 .number("AWS_LAMBDA_MAX_CONCURRENCY", 1, 0..=1_024)?
                 .max(1),
+            flight_retention_days: env.number("RETENTION_DAYS_AFTER_DEPARTURE", 30, 1..=3_650)?,
         })
     }
 }
@@ -211,6 +215,7 @@ mod tests {
         assert_eq!(config.relay.max_attempts, 10);
         assert_eq!(config.relay.backoff, Duration::from_secs(30));
         assert_eq!(config.max_concurrency, 1);
+        assert_eq!(config.flight_retention_days, 30);
         assert_eq!(config.database.get_port(), 5432);
     }
 
@@ -266,6 +271,7 @@ mod tests {
             ("OUTBOX_MAX_ATTEMPTS", "0"),
             ("OUTBOX_BACKOFF_SECONDS", "a minute"),
             ("AWS_LAMBDA_MAX_CONCURRENCY", "four"),
+            ("RETENTION_DAYS_AFTER_DEPARTURE", "0"),
             ("EVENT_BUS_NAME", "bus with spaces"),
         ] {
             let error = config(&[url, (name, value)]).err().map(|e| e.to_string());

@@ -8,13 +8,19 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::field::display;
 
+use uuid::Uuid;
+
+use crate::availability::{self, HttpResponse};
 use crate::db::{Database, DbError, Session};
 use crate::deadline::{self, Deadline};
-use crate::domain::{OrderCloser, OrderId, OutgoingEvent};
+use crate::domain::{FlightId, FlightScheduleRejected, OrderCloser, OrderId, OutgoingEvent};
 use crate::inbound::{
-    self, Command, ConfirmOrder, InvalidOrder, ReleaseOrder, ReserveSeats, UnreadableEvent,
+    self, CancelFlight, Command, ConfirmOrder, InvalidOrder, OpenFlight, RejectedSchedule,
+    ReleaseOrder, ReserveSeats, UnreadableEvent,
 };
-use crate::inventory::{self, Expiry, InventoryError, LockTtl, Release, Reservation};
+use crate::inventory::{
+    self, Cancellation, Expiry, InventoryError, LockTtl, Opening, Release, Reservation,
+};
 use crate::metrics;
 use crate::outbound::EventBus;
 use crate::outbound::outbox::{self, OutboxError, RelayPolicy, RelayReport};
@@ -24,6 +30,18 @@ use crate::outbound::outbox::{self, OutboxError, RelayPolicy, RelayReport};
 pub struct Settings {
     pub lock_ttl: LockTtl,
     pub relay: RelayPolicy,
+    /// Departed flights are deleted this many days after departure.
+    pub flight_retention_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            lock_ttl: LockTtl::from_seconds(900),
+            relay: RelayPolicy::default(),
+            flight_retention_days: 30,
+        }
+    }
 }
 
 /// The service: built once per cold start, borrowed by every invocation.
@@ -42,6 +60,16 @@ pub enum Handled {
     Released(Vec<OutgoingEvent>),
     /// The schedule ran.
     Housekeeping(HousekeepingReport),
+    /// A `FlightScheduled` was answered (`FlightInventoryOpened` or `FlightScheduleRejected`).
+    Scheduled(OutgoingEvent),
+    /// A `FlightCancelled`: the `SeatReleased` published now, and `FlightInventoryClosed`
+    /// once nothing is live on the flight.
+    FlightCancelled {
+        released: Vec<OutgoingEvent>,
+        closed: Option<OutgoingEvent>,
+    },
+    /// An HTTP request, answered.
+    Http(HttpResponse),
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -52,6 +80,10 @@ pub struct HousekeepingReport {
     pub orders_quarantined: usize,
     pub relay: RelayReport,
     pub pruned: u64,
+    /// `SeatReleased` and `FlightInventoryClosed` of cancellations finished by this run.
+    pub cancellation_events: usize,
+    /// Rows of long-departed flights deleted.
+    pub retired: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +104,9 @@ pub enum HandlerError {
         order_id: OrderId,
         reason: &'static str,
     },
+    /// A `FlightScheduled` with other content for a flight that exists: not applied.
+    #[error("flight {0} exists with another schedule (or was loaded without one); not applied")]
+    ConflictingSchedule(FlightId),
 }
 
 impl HandlerError {
@@ -79,7 +114,10 @@ impl HandlerError {
     /// only so that it lands in the on-failure destination instead of vanishing.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unreadable(_) | Self::Serialize(_) | Self::ConflictingOrder { .. } => false,
+            Self::Unreadable(_)
+            | Self::Serialize(_)
+            | Self::ConflictingOrder { .. }
+            | Self::ConflictingSchedule(_) => false,
             Self::Inventory(error) => error.is_retryable(),
             Self::Outbox(error) => error.is_retryable(),
             Self::Database(error) => error.is_retryable(),
@@ -107,11 +145,13 @@ impl HandlerError {
             Self::Inventory(InventoryError::OrderContention(_)) => "OrderContention".into(),
             Self::Inventory(InventoryError::Quarantined { .. }) => "OrderQuarantined".into(),
             Self::Inventory(InventoryError::UndecidedOrder(_)) => "InconsistentInventory".into(),
+            Self::Inventory(InventoryError::UnknownFlight(_)) => "UnknownFlight".into(),
             Self::Inventory(InventoryError::Serialize(_)) | Self::Serialize(_) => {
                 "SerializeFailed".into()
             }
             Self::Outbox(OutboxError::Publish(_)) => "PublishFailed".into(),
             Self::ConflictingOrder { .. } => "ConflictingOrder".into(),
+            Self::ConflictingSchedule(_) => "ConflictingSchedule".into(),
         }
     }
 }
@@ -160,9 +200,24 @@ impl<B: EventBus> App<B> {
             tracing::error!(error = %error, "unreadable event; failing the invocation");
             metrics::unreadable_event();
         })?;
+        let http = matches!(command, Command::Http(_));
         let result = match self.database.session(deadline).await {
             Ok(mut session) => self.dispatch_with_retries(&mut session, command).await,
             Err(error) => Err(error.into()),
+        };
+        // An HTTP caller gets an answer, never a failed invocation (which it would see as
+        // a bare 502): 503 when retrying can help, 500 otherwise.
+        let result = match result {
+            Err(error) if http => {
+                tracing::error!(error = %error, kind = %error.kind(), "availability failed");
+                let (status, message) = if error.is_retryable() {
+                    (503, "the seat map is unavailable; try again")
+                } else {
+                    (500, "the seat map could not be read")
+                };
+                Ok(Handled::Http(HttpResponse::error(status, message)))
+            }
+            other => other,
         };
         if let Err(error) = &result {
             tracing::error!(
@@ -220,7 +275,89 @@ impl<B: EventBus> App<B> {
             Command::Housekeeping { causation_id } => {
                 self.housekeeping(session, &causation_id).await
             }
+            Command::OpenFlight(Ok(request)) => self.open_flight(session, &request).await,
+            Command::OpenFlight(Err(rejected)) => self.reject_schedule(session, rejected).await,
+            Command::CancelFlight(request) => self.cancel_flight(session, &request).await,
+            Command::Http(request) => Ok(Handled::Http(
+                availability::answer(session, &request).await?,
+            )),
         }
+    }
+
+    async fn open_flight(
+        &self,
+        session: &mut Session<'_>,
+        request: &OpenFlight,
+    ) -> Result<Handled, HandlerError> {
+        record_flight(request.schedule.flight_id, &request.causation_id);
+        let event = match inventory::open(session, request).await? {
+            Opening::Opened(event) => {
+                tracing::info!(
+                    seats = request.schedule.seats().len(),
+                    "flight inventory opened"
+                );
+                event
+            }
+            Opening::Replayed(event) => {
+                tracing::info!("flight opened before; answering again");
+                event
+            }
+            Opening::Conflict => {
+                tracing::warn!("FlightScheduled conflicts with the flight as it exists");
+                metrics::conflicting_schedule();
+                return Err(HandlerError::ConflictingSchedule(
+                    request.schedule.flight_id,
+                ));
+            }
+        };
+        self.publish(session, vec![event.clone()]).await?;
+        Ok(Handled::Scheduled(event))
+    }
+
+    /// `FlightScheduleRejected`: nothing is written, the answer goes straight to the bus,
+    /// with an event id that is the same however often the same event is refused.
+    async fn reject_schedule(
+        &self,
+        session: &mut Session<'_>,
+        rejected: RejectedSchedule,
+    ) -> Result<Handled, HandlerError> {
+        record_flight(rejected.flight_id, &rejected.causation_id);
+        tracing::warn!(problem = %rejected.refusal, "invalid schedule; rejecting");
+        let event = FlightScheduleRejected {
+            event_id: Uuid::new_v5(
+                &SCHEDULE_REFUSAL_NAMESPACE,
+                format!("{}/{}", rejected.causation_id, rejected.flight_id).as_bytes(),
+            ),
+            flight_id: rejected.flight_id,
+            reason: rejected.refusal.problem,
+            message: rejected.refusal.message,
+            causation_id: rejected.causation_id,
+        }
+        .to_event()?;
+        self.publish(session, vec![event.clone()]).await?;
+        Ok(Handled::Scheduled(event))
+    }
+
+    async fn cancel_flight(
+        &self,
+        session: &mut Session<'_>,
+        request: &CancelFlight,
+    ) -> Result<Handled, HandlerError> {
+        record_flight(request.flight_id, &request.causation_id);
+        let Cancellation {
+            released,
+            closed,
+            quarantined,
+        } = inventory::cancel(session, request).await?;
+        tracing::info!(
+            orders_released = released.len(),
+            closed = closed.is_some(),
+            quarantined,
+            "flight cancelled"
+        );
+        let events = released.iter().cloned().chain(closed.clone()).collect();
+        self.publish(session, events).await?;
+        Ok(Handled::FlightCancelled { released, closed })
     }
 
     async fn reserve(
@@ -393,9 +530,22 @@ impl<B: EventBus> App<B> {
             Ok(relay) => report.relay = relay,
             Err(error) => failures.push(part_failed("relay", error.into())),
         }
+        match inventory::finish_cancellations(session, causation_id).await {
+            Ok(events) => {
+                report.cancellation_events = events.len();
+                if let Err(error) = self.publish(session, events).await {
+                    failures.push(error);
+                }
+            }
+            Err(error) => failures.push(part_failed("cancellations", error.into())),
+        }
         match outbox::prune(session, self.settings.relay.retention_days).await {
             Ok(pruned) => report.pruned = pruned,
             Err(error) => failures.push(part_failed("prune", error.into())),
+        }
+        match inventory::retire(session, self.settings.flight_retention_days).await {
+            Ok(retired) => report.retired = retired,
+            Err(error) => failures.push(part_failed("retention", error.into())),
         }
         if let Err(error) = session.flush_marks(true).await {
             failures.push(part_failed("marking published entries", error.into()));
@@ -406,6 +556,8 @@ impl<B: EventBus> App<B> {
             relayed = report.relay.published,
             parked = report.relay.parked,
             pruned = report.pruned,
+            cancellation_events = report.cancellation_events,
+            retired = report.retired,
             oldest_pending_seconds = report.relay.oldest_pending_seconds,
             failed_parts = failures.len(),
             "housekeeping ran"
@@ -449,6 +601,16 @@ fn conflicting(order_id: OrderId, reason: &'static str) -> HandlerError {
 fn part_failed(part: &'static str, error: HandlerError) -> HandlerError {
     tracing::error!(part, error = %error, kind = %error.kind(), "housekeeping part failed");
     error
+}
+
+/// Names the refusals of schedules (a v5 UUID of the incoming event and the flight).
+const SCHEDULE_REFUSAL_NAMESPACE: Uuid = Uuid::from_u128(0x5e0f_2a6c_7d1b_4c3e_9a8f_1b2c_3d4e_5f60);
+
+/// Puts the flight id and the incoming event id on the invocation's span.
+fn record_flight(flight_id: FlightId, causation_id: &str) {
+    let span = tracing::Span::current();
+    span.record("flightId", display(flight_id));
+    span.record("eventId", display(causation_id));
 }
 
 /// Puts the order id and the incoming event id on the invocation's span, so that every

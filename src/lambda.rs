@@ -14,7 +14,7 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use crate::deadline::{DEFAULT_MARGIN, Deadline};
-use crate::handler::{App, HandlerError};
+use crate::handler::{App, Handled, HandlerError};
 use crate::outbound::EventBus;
 
 impl From<HandlerError> for Diagnostic {
@@ -54,9 +54,15 @@ pub async fn run<B: EventBus + 'static>(
             let deadline = Deadline::from_epoch_millis(event.context.deadline, DEFAULT_MARGIN);
             // Boxed: the handler's state machine is deep enough to overflow the type-layout
             // recursion limit of the runtime's nested futures; one allocation per invocation.
+            // An HTTP request gets its response object back; an event gets null.
             let result = Box::pin(app.handle_until(event.payload, deadline))
                 .await
-                .map(|_| ());
+                .map(|handled| match handled {
+                    Handled::Http(response) => {
+                        serde_json::to_value(response).unwrap_or(Value::Null)
+                    }
+                    _ => Value::Null,
+                });
             crate::metrics::handler_duration(started.elapsed());
             if let Some(Err(error)) = metrics.map(|c| c.flush(std::io::stdout().lock())) {
                 tracing::warn!(error = %error, "metrics could not be written");
@@ -106,6 +112,7 @@ where
             requestId = %invocation.context.request_id,
             xrayTraceId = invocation.context.xray_trace_id.as_deref(),
             orderId = tracing::field::Empty,
+            flightId = tracing::field::Empty,
             eventId = tracing::field::Empty,
         );
         let future = {

@@ -1,5 +1,6 @@
 //! AeroNode Inventory: holds seats for SkyLedger orders and answers on the event bus.
 
+pub mod availability;
 pub mod cli;
 pub mod config;
 pub mod db;

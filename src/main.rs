@@ -89,6 +89,7 @@ async fn serve(config: Config, command: Option<Command>) -> Result<(), lambda_ru
     let settings = Settings {
         lock_ttl: config.lock_ttl,
         relay: config.relay,
+        flight_retention_days: config.flight_retention_days,
     };
     let metrics = metrics::install()
         .inspect_err(|error| tracing::warn!(error = %error, "metrics are off"))

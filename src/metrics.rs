@@ -90,3 +90,8 @@ pub fn database_retries(retries: u32) {
 pub fn unreadable_event() {
     counter!("UnreadableEvents").increment(1);
 }
+
+/// `FlightScheduled` events with other content for a flight that exists: not applied.
+pub fn conflicting_schedule() {
+    counter!("ConflictingSchedules").increment(1);
+}

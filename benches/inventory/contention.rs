@@ -11,9 +11,7 @@ use aeronode_inventory::db::Database;
 use aeronode_inventory::deadline::{self, Deadline};
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::{App, Handled, HandlerError, Settings};
-use aeronode_inventory::inventory::LockTtl;
 use aeronode_inventory::outbound::RecordingBus;
-use aeronode_inventory::outbound::outbox::RelayPolicy;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::Barrier;
@@ -257,10 +255,7 @@ async fn run_phase(
 }
 
 fn settings() -> Settings {
-    Settings {
-        lock_ttl: LockTtl::from_seconds(900),
-        relay: RelayPolicy::default(),
-    }
+    Settings::default()
 }
 
 /// What one instance did in the timed part of a phase.

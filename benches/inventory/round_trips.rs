@@ -10,9 +10,7 @@ use aeronode_inventory::db::Database;
 use aeronode_inventory::deadline::{self, Deadline};
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::{App, Handled, Settings};
-use aeronode_inventory::inventory::LockTtl;
 use aeronode_inventory::outbound::RecordingBus;
-use aeronode_inventory::outbound::outbox::RelayPolicy;
 use serde_json::{Value, json};
 use sqlx::postgres::PgSslMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,10 +139,7 @@ pub async fn run(db: &BenchDb, events: &Events) -> Result<RoundTrips> {
         .host("127.0.0.1")
         .port(proxy.port)
         .ssl_mode(PgSslMode::Disable);
-    let settings = Settings {
-        lock_ttl: LockTtl::from_seconds(900),
-        relay: RelayPolicy::default(),
-    };
+    let settings = Settings::default();
     let app = App::new(Database::new(options, 1), RecordingBus::new(), settings);
     let flight = db.flight().await?;
     let mut seats_reserved = 0;

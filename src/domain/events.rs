@@ -10,39 +10,34 @@ use super::{FailureReason, FlightId, HoldStatus, OrderId, SeatNumber};
 /// The `source` of every event this service publishes.
 pub const EVENT_SOURCE: &str = "skyledger.inventory";
 
-/// The `detail-type` of an outgoing event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The `detail-type` of an outgoing event; its text is the variant's name.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 pub enum DetailType {
     SeatReserved,
     SeatReservationFailed,
     SeatBooked,
     SeatBookingFailed,
     SeatReleased,
+    FlightInventoryOpened,
+    FlightScheduleRejected,
+    FlightInventoryClosed,
 }
 
 impl DetailType {
-    pub const ALL: [Self; 5] = [
-        Self::SeatReserved,
-        Self::SeatReservationFailed,
-        Self::SeatBooked,
-        Self::SeatBookingFailed,
-        Self::SeatReleased,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SeatReserved => "SeatReserved",
-            Self::SeatReservationFailed => "SeatReservationFailed",
-            Self::SeatBooked => "SeatBooked",
-            Self::SeatBookingFailed => "SeatBookingFailed",
-            Self::SeatReleased => "SeatReleased",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|candidate| candidate.as_str() == raw)
+        self.into()
     }
 }
 
@@ -144,6 +139,8 @@ pub enum BookingFailureReason {
     HoldExpired,
     /// The order never held seats here.
     HoldNotFound,
+    /// The flight was cancelled; its holds are released.
+    FlightCancelled,
 }
 
 /// Detail of `SeatBookingFailed`: nothing was sold and nothing changed.
@@ -170,6 +167,7 @@ pub enum ReleaseReason {
     PaymentFailed,
     OrderCancelled,
     HoldExpired,
+    FlightCancelled,
 }
 
 impl ReleaseReason {
@@ -177,7 +175,9 @@ impl ReleaseReason {
     pub fn closing_status(self) -> HoldStatus {
         match self {
             Self::HoldExpired => HoldStatus::Expired,
-            Self::PaymentFailed | Self::OrderCancelled => HoldStatus::Released,
+            Self::PaymentFailed | Self::OrderCancelled | Self::FlightCancelled => {
+                HoldStatus::Released
+            }
         }
     }
 }
@@ -206,5 +206,84 @@ pub struct SeatReleased {
 impl SeatReleased {
     pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
         OutgoingEvent::of(self.event_id, DetailType::SeatReleased, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    #[test]
+    fn a_detail_type_reads_and_writes_as_its_name_everywhere() {
+        for detail_type in DetailType::VARIANTS {
+            let text = detail_type.as_str();
+            assert_eq!(text.parse::<DetailType>().ok(), Some(*detail_type));
+            assert_eq!(
+                serde_json::to_value(detail_type).ok(),
+                Some(serde_json::json!(text))
+            );
+        }
+        assert!("seatReserved".parse::<DetailType>().is_err());
+    }
+}
+
+/// How many seats a cabin of an opened flight has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CabinSeats {
+    pub cabin: super::Cabin,
+    pub seats: usize,
+}
+
+/// Detail of `FlightInventoryOpened`: the flight and every seat of it are on sale.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlightInventoryOpened {
+    pub event_id: Uuid,
+    pub flight_id: FlightId,
+    pub cabins: Vec<CabinSeats>,
+    pub seats: usize,
+    pub causation_id: String,
+}
+
+impl FlightInventoryOpened {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::FlightInventoryOpened, self)
+    }
+}
+
+/// Detail of `FlightScheduleRejected`: nothing was written.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlightScheduleRejected {
+    pub event_id: Uuid,
+    pub flight_id: FlightId,
+    pub reason: super::ScheduleProblem,
+    pub message: String,
+    pub causation_id: String,
+}
+
+impl FlightScheduleRejected {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::FlightScheduleRejected, self)
+    }
+}
+
+/// Detail of `FlightInventoryClosed`: a cancelled flight has no hold or sale left.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlightInventoryClosed {
+    pub event_id: Uuid,
+    pub flight_id: FlightId,
+    /// Orders whose holds or sales the cancellation gave back.
+    pub orders_released: u64,
+    pub causation_id: String,
+}
+
+impl FlightInventoryClosed {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::FlightInventoryClosed, self)
     }
 }

@@ -1,6 +1,7 @@
 //! Domain values, parsed at the edge so the core never sees invalid data.
 
 mod events;
+mod flight;
 mod ids;
 mod reason;
 mod seat;
@@ -9,6 +10,13 @@ pub use events::{
     BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OrderCloser, OutgoingEvent,
     ReleaseReason, SeatBooked, SeatBookingFailed, SeatReleased, SeatReservationFailed,
     SeatReserved,
+};
+pub use events::{
+    CabinSeats, FlightInventoryClosed, FlightInventoryOpened, FlightScheduleRejected,
+};
+pub use flight::{
+    Airport, CabinLayout, FlightCode, FlightSchedule, FlightStatus, MAX_SEATS_PER_FLIGHT, RawCabin,
+    ScheduleParts, ScheduleProblem, ScheduleRefusal,
 };
 pub use ids::{FlightId, OrderId};
 pub use reason::FailureReason;

@@ -54,7 +54,7 @@ pub(super) fn release(
 ) -> Result<ReleaseOrder, UnreadableEvent> {
     let detail_type = match reason {
         ReleaseReason::OrderCancelled => "OrderCancelled",
-        ReleaseReason::PaymentFailed | ReleaseReason::HoldExpired => "PaymentFailed",
+        _ => "PaymentFailed",
     };
     Ok(ReleaseOrder {
         order_id: order_id(detail, detail_type)?,

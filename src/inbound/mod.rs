@@ -1,14 +1,18 @@
 //! The edge: an EventBridge envelope in, a typed command out. Nothing past this module
 //! sees raw JSON.
 
+pub mod http;
 mod lifecycle;
 mod order_created;
+mod schedule;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
+pub use http::{HttpRequest, Resource};
 pub use lifecycle::{ConfirmOrder, ReleaseOrder};
 pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
+pub use schedule::{CancelFlight, OpenFlight, RejectedSchedule};
 
 use crate::domain::ReleaseReason;
 
@@ -23,6 +27,12 @@ pub enum Command {
     Release(ReleaseOrder),
     /// The every-minute schedule: release expired holds, publish outbox stragglers, prune.
     Housekeeping { causation_id: String },
+    /// `FlightScheduled`: open a flight's inventory, or answer why the schedule is wrong.
+    OpenFlight(Result<OpenFlight, RejectedSchedule>),
+    /// `FlightCancelled`: release every hold and sale of the flight.
+    CancelFlight(CancelFlight),
+    /// An HTTP request: the seat map of a flight.
+    Http(HttpRequest),
 }
 
 /// An event that cannot be answered on the bus because it cannot be tied to an order.
@@ -40,6 +50,10 @@ pub enum UnreadableEvent {
     },
     #[error("the {detail_type} detail has no readable orderId")]
     NoOrderId { detail_type: &'static str },
+    #[error("the {detail_type} detail has no readable flightId")]
+    NoFlightId { detail_type: &'static str },
+    #[error("the HTTP request has no method or path")]
+    MalformedHttp,
     #[error("the {detail_type} detail is invalid: {problem}")]
     InvalidDetail {
         detail_type: &'static str,
@@ -51,6 +65,11 @@ pub enum UnreadableEvent {
 const MAX_EVENT_ID_LEN: usize = 128;
 
 pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
+    if http::is_http(&payload) {
+        return http::parse(payload)
+            .map(Command::Http)
+            .ok_or(UnreadableEvent::MalformedHttp);
+    }
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(payload).map_err(UnreadableEvent::NotAnEnvelope)?;
     let causation_id = envelope
@@ -81,6 +100,13 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
             causation_id,
         )?)),
         ("aws.events", "Scheduled Event") => Ok(Command::Housekeeping { causation_id }),
+        ("skyledger.schedule", "FlightScheduled") => Ok(Command::OpenFlight(schedule::scheduled(
+            &envelope.detail,
+            causation_id,
+        )?)),
+        ("skyledger.schedule", "FlightCancelled") => Ok(Command::CancelFlight(
+            schedule::cancelled(&envelope.detail, causation_id)?,
+        )),
         _ => Err(UnreadableEvent::UnknownEvent {
             event_source: shorten(&envelope.source),
             detail_type: shorten(&envelope.detail_type),

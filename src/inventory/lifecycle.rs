@@ -118,6 +118,24 @@ fn decide_confirm(
     let mut released = Vec::new();
     let answer = match (order.flight_id, order.holds.as_slice()) {
         (_, []) => booking_failed(request, BookingFailureReason::HoldNotFound)?,
+        (_, holds) if order.flight_cancelled => {
+            // Never sell on a cancelled flight: what is still held goes back now, so the
+            // payment can be refunded.
+            let active: Vec<&Hold> = holds
+                .iter()
+                .filter(|hold| hold.status == HoldStatus::Active)
+                .collect();
+            if let Some(event) = seats_released(
+                order.order_id,
+                &active,
+                ReleaseReason::FlightCancelled,
+                &request.causation_id,
+            )? {
+                transition.close = Some(closing(&active, HoldStatus::Released));
+                released.push(event);
+            }
+            booking_failed(request, BookingFailureReason::FlightCancelled)?
+        }
         (Some(flight_id), holds) if holds.iter().all(Hold::still_ours) => {
             transition.book = holds.iter().map(|hold| hold.lock_id).collect();
             SeatBooked {
@@ -176,6 +194,9 @@ fn booking_failed(
         BookingFailureReason::HoldNotFound => {
             format!("order {} holds no seats here", request.order_id)
         }
+        BookingFailureReason::FlightCancelled => {
+            format!("the flight of order {} was cancelled", request.order_id)
+        }
     };
     SeatBookingFailed {
         event_id: Uuid::new_v4(),
@@ -220,9 +241,10 @@ fn decide_release(
 ) -> Result<Decided<Release>, InventoryError> {
     let Some(order) = read.order else {
         // Before its OrderCreated: claim the order as closed, so it never holds seats.
+        // A release request is a PaymentFailed or an OrderCancelled.
         let closer = match request.reason {
             ReleaseReason::OrderCancelled => OrderCloser::OrderCancelled,
-            ReleaseReason::PaymentFailed | ReleaseReason::HoldExpired => OrderCloser::PaymentFailed,
+            _ => OrderCloser::PaymentFailed,
         };
         let transition = Transition {
             order_id: request.order_id.as_uuid(),
@@ -238,14 +260,7 @@ fn decide_release(
         ));
     };
     refuse_quarantined(&order)?;
-    let cancel = request.reason == ReleaseReason::OrderCancelled;
-    let closing_holds: Vec<&Hold> = order
-        .holds
-        .iter()
-        .filter(|hold| {
-            hold.status == HoldStatus::Active || (cancel && hold.status == HoldStatus::Confirmed)
-        })
-        .collect();
+    let closing_holds = live_holds(&order, request.reason);
     let Some(event) = seats_released(
         order.order_id,
         &closing_holds,
@@ -337,6 +352,48 @@ pub(super) async fn expire_orders(
     }
     metrics::expired_holds_released(released.len());
     Ok(released)
+}
+
+/// Releases every live hold of `order` (active ones, and sales when the reason gives sold
+/// seats back: a cancelled order or flight), with one `SeatReleased`. `None` when the
+/// order changed under the read, is set aside, or holds nothing.
+pub(super) async fn release_order(
+    session: &mut Session<'_>,
+    order: &Order,
+    reason: ReleaseReason,
+    causation_id: &str,
+) -> Result<Option<OutgoingEvent>, InventoryError> {
+    let closing_holds = live_holds(order, reason);
+    let Some(event) = seats_released(order.order_id, &closing_holds, reason, causation_id)? else {
+        return Ok(None);
+    };
+    let mut transition = Transition::of(order);
+    transition.close = Some(closing(&closing_holds, reason.closing_status()));
+    transition.events = vec![event.clone()];
+    match session.write(sql::TRANSITION, &transition).await? {
+        Transitioned::Applied => Ok(Some(event)),
+        Transitioned::Changed | Transitioned::Busy => Ok(None),
+        Transitioned::Quarantined { reason } => {
+            quarantined_now(order.order_id, &reason);
+            Ok(None)
+        }
+    }
+}
+
+/// The holds a release for `reason` gives back: the active ones, and the sold ones too
+/// when the order or its flight was cancelled.
+fn live_holds(order: &Order, reason: ReleaseReason) -> Vec<&Hold> {
+    let sales_too = matches!(
+        reason,
+        ReleaseReason::OrderCancelled | ReleaseReason::FlightCancelled
+    );
+    order
+        .holds
+        .iter()
+        .filter(|hold| {
+            hold.status == HoldStatus::Active || (sales_too && hold.status == HoldStatus::Confirmed)
+        })
+        .collect()
 }
 
 enum Expired {

@@ -4,6 +4,7 @@
 //! Every operation is an optimistic read (no lock), a decision here in Rust, and one write
 //! that applies it only if nothing read has changed since; a lost race reads again.
 
+mod flights;
 mod lifecycle;
 mod pick;
 mod reserve;
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use crate::db::DbError;
 use crate::domain::{OrderCloser, OutgoingEvent};
 
+pub use flights::{Cancellation, Opening, cancel, finish_cancellations, open, retire};
 pub use lifecycle::{
     Confirmation, Expiry, Release, confirm, expire_lapsed_holds, quarantined, release,
     release_quarantine,
@@ -61,6 +63,9 @@ pub enum InventoryError {
     OrderContention(Uuid),
     #[error("order {0} is claimed but has no recorded outcome")]
     UndecidedOrder(Uuid),
+    /// A cancellation for a flight this inventory does not have.
+    #[error("no flight {0} in the inventory")]
+    UnknownFlight(Uuid),
     /// Set aside until an operator repairs it: a seat it holds is not where its hold says.
     #[error("order {order_id} is quarantined: {reason}")]
     Quarantined { order_id: Uuid, reason: String },
@@ -73,7 +78,10 @@ impl InventoryError {
         match self {
             Self::Database(error) => error.is_retryable(),
             Self::Contention(_) | Self::OrderContention(_) => true,
-            Self::UndecidedOrder(_) | Self::Quarantined { .. } | Self::Serialize(_) => false,
+            Self::UndecidedOrder(_)
+            | Self::UnknownFlight(_)
+            | Self::Quarantined { .. }
+            | Self::Serialize(_) => false,
         }
     }
 }

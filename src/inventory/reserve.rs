@@ -198,6 +198,10 @@ fn decide(
     attempt: u32,
 ) -> Decision {
     let flight = request.flight_id;
+    if read.cancelled == Some(true) {
+        let message = format!("flight {flight} was cancelled");
+        return refuse(FailureReason::FlightCancelled, Vec::new(), message);
+    }
     match read.departed {
         None => {
             let message = format!("flight {flight} does not exist");

@@ -49,6 +49,9 @@ pub struct RequestRead {
     pub read_at: DateTime<Utc>,
     /// `None`: no such flight.
     pub departed: Option<bool>,
+    /// `Some(true)`: the schedule cancelled the flight.
+    #[serde(default)]
+    pub cancelled: Option<bool>,
     /// The order was seen before.
     pub earlier: Option<Earlier>,
     pub seats: Vec<ReadSeat>,
@@ -128,6 +131,9 @@ pub struct Order {
     pub order_id: Uuid,
     /// `None` for an order claimed by a payment or cancellation that came first.
     pub flight_id: Option<Uuid>,
+    /// The schedule cancelled the order's flight.
+    #[serde(default)]
+    pub flight_cancelled: bool,
     pub closed_by: Option<OrderCloser>,
     pub quarantined: bool,
     /// The answer its payment got.

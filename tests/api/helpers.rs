@@ -58,6 +58,7 @@ impl TestApp {
         let settings = Settings {
             lock_ttl: LockTtl::from_seconds(lock_ttl_seconds),
             relay,
+            ..Settings::default()
         };
         let app = App::new(Database::new(options.clone(), 1), bus, settings);
         let db = sqlx::postgres::PgPoolOptions::new()

@@ -27,6 +27,9 @@ pub fn schema_for(detail_type: DetailType) -> jsonschema::Validator {
         DetailType::SeatBooked => "seat-booked",
         DetailType::SeatBookingFailed => "seat-booking-failed",
         DetailType::SeatReleased => "seat-released",
+        DetailType::FlightInventoryOpened => "flight-inventory-opened",
+        DetailType::FlightScheduleRejected => "flight-schedule-rejected",
+        DetailType::FlightInventoryClosed => "flight-inventory-closed",
     })
 }
 
@@ -61,6 +64,11 @@ fn every_sample_detail_matches_its_schema() {
         ("seat-booked.json", "seat-booked"),
         ("seat-booking-failed.json", "seat-booking-failed"),
         ("seat-released.json", "seat-released"),
+        ("flight-scheduled.json", "flight-scheduled"),
+        ("flight-cancelled.json", "flight-cancelled"),
+        ("flight-inventory-opened.json", "flight-inventory-opened"),
+        ("flight-schedule-rejected.json", "flight-schedule-rejected"),
+        ("flight-inventory-closed.json", "flight-inventory-closed"),
     ] {
         assert_valid(&schema(schema_name), &sample(sample_name)["detail"]);
     }
