@@ -2,23 +2,19 @@
 //! and its memory over many invocations. PutEvents goes to a stub on the loopback that
 //! accepts every entry, so the figures are about our process, not an emulator's.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aeronode_testkit::put_events::PutEvents;
+use aeronode_testkit::runtime_api::{Invocation, RuntimeApi};
 use serde_json::{Value, json};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 use crate::Result;
 use crate::database::{BenchDb, Consistency};
 use crate::events::{Events, seat_number};
-use crate::http::{read_request, respond};
-use crate::lambda_api::{Invocation, RuntimeApi};
 use crate::report::median;
 
 const BINARY_NAME: &str = "aeronode-inventory";
@@ -142,7 +138,7 @@ pub async fn cold_starts(
     (connection, database_url): (&'static str, &str),
     db: &BenchDb,
     events: &Events,
-    stub: &EventBridgeStub,
+    stub: &PutEvents,
     runs: usize,
 ) -> Result<ColdStarts> {
     let flight = db.flight().await?;
@@ -259,7 +255,7 @@ pub async fn memory(
     binary: &Path,
     db: &BenchDb,
     events: &Events,
-    stub: &EventBridgeStub,
+    stub: &PutEvents,
     invocations: usize,
 ) -> Result<Memory> {
     let flight = db.flight().await?;
@@ -387,17 +383,14 @@ impl Process {
         binary: &Path,
         api: &RuntimeApi,
         database_url: &str,
-        stub: &EventBridgeStub,
+        stub: &PutEvents,
     ) -> Result<Self> {
         let log = std::env::temp_dir().join("aeronode-bench-binary.log");
         let file = std::fs::File::create(&log)?;
         let mut command = Command::new(binary);
         command
             .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", BINARY_NAME)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .envs(api.environment())
             .env("DATABASE_URL", database_url)
             .env("EVENT_BUS_NAME", "SkyLedger-Default-Bus")
             .env("AWS_ENDPOINT_URL", stub.endpoint())
@@ -432,96 +425,4 @@ impl Process {
     async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
-}
-
-/// EventBridge's PutEvents on the loopback: accepts every entry and counts them by
-/// detail-type, so the binary publishes for real without an emulator's cost.
-pub struct EventBridgeStub {
-    port: u16,
-    published: Arc<Mutex<BTreeMap<String, u64>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for EventBridgeStub {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl EventBridgeStub {
-    pub async fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let published = Arc::new(Mutex::new(BTreeMap::new()));
-        let counts = Arc::clone(&published);
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let counts = Arc::clone(&counts);
-                tokio::spawn(async move {
-                    // A broken connection only ends itself; the SDK opens another.
-                    let _ = serve_put_events(stream, &counts).await;
-                });
-            }
-        });
-        Ok(Self {
-            port,
-            published,
-            server,
-        })
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Entries of this detail-type accepted so far.
-    pub fn published(&self, detail_type: &str) -> u64 {
-        let counts = self
-            .published
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        counts.get(detail_type).copied().unwrap_or(0)
-    }
-}
-
-/// One keep-alive connection of the SDK: each request answered with one result per entry.
-async fn serve_put_events(
-    stream: TcpStream,
-    counts: &Mutex<BTreeMap<String, u64>>,
-) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
-    while let Some(request) = read_request(&mut reader, &mut writer).await? {
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let entries = body["Entries"].as_array().cloned().unwrap_or_default();
-        {
-            let mut counts = counts
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for entry in &entries {
-                let detail_type = entry["DetailType"].as_str().unwrap_or("?").to_owned();
-                *counts.entry(detail_type).or_default() += 1;
-            }
-        }
-        let results: Vec<Value> = entries
-            .iter()
-            .map(|_| json!({"EventId": Uuid::new_v4()}))
-            .collect();
-        let answer = serde_json::to_vec(&json!({"FailedEntryCount": 0, "Entries": results}))
-            .unwrap_or_default();
-        let headers = [("x-amzn-RequestId", Uuid::new_v4().to_string())];
-        respond(
-            &mut writer,
-            "200 OK",
-            "application/x-amz-json-1.1",
-            &headers,
-            &answer,
-        )
-        .await?;
-        if request.close {
-            break;
-        }
-    }
-    Ok(())
 }

@@ -18,8 +18,6 @@ mod binary;
 mod contention;
 mod database;
 mod events;
-mod http;
-mod lambda_api;
 mod report;
 mod round_trips;
 
@@ -27,6 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use aeronode_testkit::put_events::PutEvents;
 use serde_json::json;
 
 /// Errors end the run with a message; the bench is not a library.
@@ -210,7 +209,7 @@ async fn run(options: Options) -> Result<bool> {
         results.round_trips = Some(counted);
     }
     if let Some(binary) = &binary {
-        let stub = binary::EventBridgeStub::start().await?;
+        let stub = PutEvents::start().await?;
         results.binary = Some(binary::size(binary)?);
         if want(Section::ColdStart) {
             let runs = plan.cold_starts;

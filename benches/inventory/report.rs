@@ -11,7 +11,7 @@ use sqlx::Row;
 use crate::binary::{ColdStarts, Memory, Size};
 use crate::contention::{HOT_SEATS, Mode, Phase};
 use crate::database::BenchDb;
-use crate::round_trips::{RoundTrips, Traffic};
+use crate::round_trips::RoundTrips;
 use crate::{Plan, Result};
 
 /// The targets of the issue. A MB is 1,000,000 bytes, the stricter reading.
@@ -538,10 +538,10 @@ impl Results {
                     "| {work} | {} | {} | {} | {} | {} | {} | {} / {} |",
                     traffic.round_trips,
                     traffic.statements(),
-                    count(traffic, 'P'),
-                    count(traffic, 'B'),
-                    count(traffic, 'E'),
-                    count(traffic, 'Q'),
+                    traffic.count('P'),
+                    traffic.count('B'),
+                    traffic.count('E'),
+                    traffic.count('Q'),
                     traffic.bytes_to_server,
                     traffic.bytes_to_client,
                 );
@@ -693,8 +693,4 @@ impl Results {
             "targets": verdicts,
         })
     }
-}
-
-fn count(traffic: &Traffic, kind: char) -> u64 {
-    traffic.messages.get(&kind).copied().unwrap_or(0)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use aeronode_testkit::runtime_api::{Invocation, Pending, RuntimeApi};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
@@ -16,7 +17,6 @@ use uuid::Uuid;
 
 use crate::aws_emulator::{self, ACCESS_KEY, BUS, Moto, Queue, REGION};
 use crate::helpers::{TestApp, order_created, sample, uuid};
-use crate::runtime_api::{Invocation, RuntimeApi};
 
 /// The order of `events/order-created.json`, for seats 12A and 12B.
 const SAMPLE_ORDER: &str = "b6f7c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
@@ -38,7 +38,9 @@ async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the
     let order = sample("order-created.json");
 
     let logged_before = binary.log_lines().len();
-    let outcome = binary.invoke(order.clone()).await;
+    let pending = binary.runtime.submit(order.clone());
+    let sent = Sent::of(&pending);
+    let outcome = binary.outcome(pending).await;
     let logged = binary.log_lines().split_off(logged_before);
 
     assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
@@ -57,7 +59,7 @@ async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the
     );
     assert_eq!(db.seat("12A").await.0, "LOCKED");
     assert_eq!(db.seat("12B").await.0, "LOCKED");
-    assert_logged_in_invocation_span(&logged, SAMPLE_ORDER, &order["id"]);
+    assert_logged_in_invocation_span(&logged, &sent, SAMPLE_ORDER, &order["id"]);
 
     let rival = order_created(Uuid::new_v4(), &["12A", "12B"]);
     let outcome = binary.invoke(rival.clone()).await;
@@ -362,15 +364,12 @@ struct Binary {
 impl Binary {
     /// Starts the binary and waits for its first `/next`, the end of its cold start.
     async fn start(options: &PgConnectOptions, aws_endpoint: &str, env: &[(&str, &str)]) -> Self {
-        let runtime = RuntimeApi::start().await;
+        let runtime = RuntimeApi::start().await.expect("the Runtime API listens");
         let (log, file) = aws_emulator::log_file("binary");
         let mut command = Command::new(env!("CARGO_BIN_EXE_aeronode-inventory"));
         command
             .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "aeronode-inventory")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .envs(runtime.environment())
             .env("DATABASE_URL", database_url(options))
             .env("EVENT_BUS_NAME", BUS)
             .env("LOCK_TTL_SECONDS", "900")
@@ -388,11 +387,14 @@ impl Binary {
             command.env("PGPASSWORD", password);
         }
         let mut process = command.spawn().expect("the binary starts");
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
         tokio::select! {
-            _ = runtime.next_requests(1, SOON) => {}
+            polled = runtime.first_poll(SOON) => if let Err(error) = polled {
+                panic!("{error}; the binary's log:\n{}", read_log());
+            },
             status = process.wait() => panic!(
                 "the binary exited ({status:?}) before asking for an event; its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                read_log()
             ),
         }
         Self {
@@ -403,8 +405,14 @@ impl Binary {
     }
 
     async fn invoke(&mut self, event: Value) -> Invocation {
+        let pending = self.runtime.submit(event);
+        self.outcome(pending).await
+    }
+
+    /// The binary's answer to an invocation already submitted.
+    async fn outcome(&mut self, pending: Pending) -> Invocation {
         tokio::select! {
-            outcome = self.runtime.invoke(event) => outcome,
+            outcome = pending.outcome() => outcome.unwrap_or_else(|error| panic!("{error}")),
             status = self.process.wait() => panic!("the binary exited ({status:?}) during an invocation"),
         }
     }
@@ -535,10 +543,31 @@ fn assert_one_metrics_document_of_a_reservation(lines: &[Value]) {
     );
 }
 
+/// What the Runtime API sent with an invocation, for finding it in the binary's log.
+struct Sent {
+    request_id: String,
+    trace_id: String,
+}
+
+impl Sent {
+    fn of(pending: &Pending) -> Self {
+        Self {
+            request_id: pending.request_id().to_owned(),
+            trace_id: pending.trace_id().to_owned(),
+        }
+    }
+}
+
 /// Every line is JSON. Each log line was logged inside the invocation's span, and that
-/// span names the order and the incoming event. Metric records (CloudWatch embedded
-/// metric format, an `_aws` key) are not log lines and carry no span.
-fn assert_logged_in_invocation_span(lines: &[String], order_id: &str, event_id: &Value) {
+/// span names the invocation's request id and X-Ray trace id, the order and the incoming
+/// event. Metric records (CloudWatch embedded metric format, an `_aws` key) are not log
+/// lines and carry no span.
+fn assert_logged_in_invocation_span(
+    lines: &[String],
+    sent: &Sent,
+    order_id: &str,
+    event_id: &Value,
+) {
     let lines: Vec<Value> = lines
         .iter()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
@@ -552,7 +581,8 @@ fn assert_logged_in_invocation_span(lines: &[String], order_id: &str, event_id: 
     for line in logs {
         let span = &line["span"];
         assert_eq!(span["name"], "invocation", "{line}");
-        assert!(span["requestId"].is_string(), "{line}");
+        assert_eq!(span["requestId"], sent.request_id.as_str(), "{line}");
+        assert_eq!(span["xrayTraceId"], sent.trace_id.as_str(), "{line}");
         assert_eq!(span["orderId"], order_id, "{line}");
         assert_eq!(&span["eventId"], event_id, "{line}");
     }

@@ -12,7 +12,6 @@ mod lifecycle;
 mod outbox;
 mod rds_iam;
 mod reserve;
-mod runtime_api;
 mod schemas;
 
 /// Logs stay quiet unless TEST_LOG is set.
