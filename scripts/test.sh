@@ -23,9 +23,9 @@ for file in database/migrations/*.sql database/seeds/*.sql database/seeds/*.sql;
 done
 psql "$DATABASE_URL" -q -c "DROP DATABASE $scratch"
 
-log "cargo test (unit, integration on real PostgreSQL, end to end on the real binary)"
+log "cargo test (unit, integration on real PostgreSQL, end to end on the real binary, the test stubs)"
 # Benchmarks are not tests: they run on their own (BENCHMARKS.md).
-cargo test --lib --bins --tests
+cargo test --workspace --lib --bins --tests
 
 log "template checks and the SAM build"
 bash scripts/check-template.sh --build

@@ -1,8 +1,9 @@
-//! EventBridge's PutEvents on the loopback: accepts every entry and counts them by
-//! detail-type, so the binary publishes for real without an emulator's cost. Point
-//! `AWS_ENDPOINT_URL` at [`PutEvents::endpoint`].
+//! EventBridge's PutEvents on the loopback: accepts every entry (or rejects the ones a
+//! test names, inside a 200 as EventBridge does) and counts them by detail-type, so the
+//! binary publishes for real without an emulator's cost. Point `AWS_ENDPOINT_URL` at
+//! [`PutEvents::endpoint`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hyper::body::Incoming;
@@ -27,6 +28,11 @@ pub struct PutEvents {
 struct Counts {
     calls: u64,
     by_detail_type: BTreeMap<String, u64>,
+    /// The `detail.eventId` of every entry accepted, in order.
+    accepted: Vec<String>,
+    /// Entries with these `detail.eventId` are rejected, every time.
+    rejecting: HashSet<String>,
+    rejected: u64,
 }
 
 impl PutEvents {
@@ -53,6 +59,29 @@ impl PutEvents {
         lock(&self.counts).by_detail_type.values().sum()
     }
 
+    /// Rejects every entry whose `detail.eventId` is one of these, on every call, with
+    /// `InternalFailure` (a code worth retrying).
+    pub fn reject(&self, event_ids: impl IntoIterator<Item = Uuid>) {
+        lock(&self.counts)
+            .rejecting
+            .extend(event_ids.into_iter().map(|id| id.to_string()));
+    }
+
+    /// Accepts every entry again.
+    pub fn stop_rejecting(&self) {
+        lock(&self.counts).rejecting.clear();
+    }
+
+    /// The `detail.eventId` of every entry accepted so far, in order.
+    pub fn accepted_event_ids(&self) -> Vec<String> {
+        lock(&self.counts).accepted.clone()
+    }
+
+    /// Entries rejected so far.
+    pub fn rejected(&self) -> u64 {
+        lock(&self.counts).rejected
+    }
+
     /// Entries of this detail-type accepted so far.
     pub fn published(&self, detail_type: &str) -> u64 {
         let counts = lock(&self.counts);
@@ -60,7 +89,7 @@ impl PutEvents {
     }
 }
 
-/// One call: an event id for every entry, none failed.
+/// One call: an event id for every entry accepted, an error code for every one rejected.
 async fn put_events(request: Request<Incoming>, counts: Arc<Mutex<Counts>>) -> Response<Body> {
     let (head, body) = request.into_parts();
     let operation = head
@@ -88,19 +117,31 @@ async fn put_events(request: Request<Incoming>, counts: Arc<Mutex<Counts>>) -> R
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
-    {
+    let mut failed = 0;
+    let results: Vec<Value> = {
         let mut counts = lock(&counts);
         counts.calls += 1;
-        for entry in entries {
-            let detail_type = entry["DetailType"].as_str().unwrap_or("?").to_owned();
-            *counts.by_detail_type.entry(detail_type).or_default() += 1;
-        }
-    }
-    let results: Vec<Value> = entries
-        .iter()
-        .map(|_| json!({"EventId": Uuid::new_v4().to_string()}))
-        .collect();
-    let answer = json!({"FailedEntryCount": 0, "Entries": results});
+        entries
+            .iter()
+            .map(|entry| {
+                let event_id = entry["Detail"]
+                    .as_str()
+                    .and_then(|detail| serde_json::from_str::<Value>(detail).ok())
+                    .and_then(|detail| detail["eventId"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                if counts.rejecting.contains(&event_id) {
+                    failed += 1;
+                    counts.rejected += 1;
+                    return json!({"ErrorCode": "InternalFailure", "ErrorMessage": "rejected by the test"});
+                }
+                let detail_type = entry["DetailType"].as_str().unwrap_or("?").to_owned();
+                *counts.by_detail_type.entry(detail_type).or_default() += 1;
+                counts.accepted.push(event_id);
+                json!({"EventId": Uuid::new_v4().to_string()})
+            })
+            .collect()
+    };
+    let answer = json!({"FailedEntryCount": failed, "Entries": results});
     let request_id = Uuid::new_v4().to_string();
     respond(
         StatusCode::OK,
@@ -163,6 +204,38 @@ mod tests {
         assert_eq!(stub.published("SeatReserved"), 2);
         assert_eq!(stub.published("SeatReleased"), 1);
         assert_eq!(stub.published("SeatBooked"), 0);
+    }
+
+    #[tokio::test]
+    async fn an_entry_named_for_rejection_fails_inside_a_200_every_time() {
+        let stub = PutEvents::start().await.expect("the stub starts");
+        let refused = Uuid::new_v4();
+        stub.reject([refused]);
+        let entry = |event_id: Uuid| {
+            json!({"Source": "s", "DetailType": "SeatReserved",
+                   "Detail": json!({"eventId": event_id.to_string()}).to_string()})
+        };
+        let accepted = Uuid::new_v4();
+        let call = || {
+            Exchange::post("/", json!({"Entries": [entry(refused), entry(accepted)]}))
+                .header("content-type", AWS_JSON)
+                .header("x-amz-target", OPERATION)
+        };
+
+        let first = send(&stub.server.address(), call()).await;
+        let second = send(&stub.server.address(), call()).await;
+
+        for answer in [&first, &second] {
+            assert_eq!(answer.status, StatusCode::OK);
+            assert_eq!(answer.body["FailedEntryCount"], 1);
+            assert_eq!(answer.body["Entries"][0]["ErrorCode"], "InternalFailure");
+            assert!(answer.body["Entries"][1]["EventId"].is_string());
+        }
+        assert_eq!(stub.rejected(), 2);
+        assert_eq!(
+            stub.accepted_event_ids(),
+            vec![accepted.to_string(), accepted.to_string()]
+        );
     }
 
     #[tokio::test]

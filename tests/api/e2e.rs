@@ -1,27 +1,24 @@
 //! The compiled binary, end to end: run by a local Lambda Runtime API, on a fresh
 //! database, publishing through moto's EventBridge to an SQS queue.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use aeronode_testkit::runtime_api::{Invocation, Pending, RuntimeApi};
+use aeronode_testkit::runtime_api::{Invocation, Pending};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::aws_emulator::{self, ACCESS_KEY, BUS, Moto, Queue, REGION};
+use crate::aws_emulator::{Moto, Queue, REGION};
+use crate::binary::{Binary, SOON, database_url, eventually};
 use crate::helpers::{TestApp, order_created, sample, uuid};
 
 /// The order of `events/order-created.json`, for seats 12A and 12B.
 const SAMPLE_ORDER: &str = "b6f7c1d2-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
-/// Bound on every wait for something that should happen at once.
-const SOON: Duration = Duration::from_secs(10);
 
 #[sqlx::test(
     migrator = "aeronode_inventory::db::MIGRATOR",
@@ -353,97 +350,6 @@ async fn crash_after_commit(options: &PgConnectOptions, db: &TestApp, order: &Va
     binary.crash().await;
 }
 
-/// The `aeronode-inventory` binary as Lambda runs it: its own Runtime API, settings from
-/// the environment only, its log in a file (printed if the test fails).
-struct Binary {
-    process: Child,
-    runtime: RuntimeApi,
-    log: std::path::PathBuf,
-}
-
-impl Binary {
-    /// Starts the binary and waits for its first `/next`, the end of its cold start.
-    async fn start(options: &PgConnectOptions, aws_endpoint: &str, env: &[(&str, &str)]) -> Self {
-        let runtime = RuntimeApi::start().await.expect("the Runtime API listens");
-        let (log, file) = aws_emulator::log_file("binary");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_aeronode-inventory"));
-        command
-            .env_clear()
-            .envs(runtime.environment())
-            .env("DATABASE_URL", database_url(options))
-            .env("EVENT_BUS_NAME", BUS)
-            .env("LOCK_TTL_SECONDS", "900")
-            .env("RUST_LOG", "info")
-            .env("AWS_ENDPOINT_URL", aws_endpoint)
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", ACCESS_KEY)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("the log file can be shared"))
-            .stderr(file)
-            .kill_on_drop(true);
-        if let Some(password) = std::env::var_os("PGPASSWORD") {
-            command.env("PGPASSWORD", password);
-        }
-        let mut process = command.spawn().expect("the binary starts");
-        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-        tokio::select! {
-            polled = runtime.first_poll(SOON) => if let Err(error) = polled {
-                panic!("{error}; the binary's log:\n{}", read_log());
-            },
-            status = process.wait() => panic!(
-                "the binary exited ({status:?}) before asking for an event; its log:\n{}",
-                read_log()
-            ),
-        }
-        Self {
-            process,
-            runtime,
-            log,
-        }
-    }
-
-    async fn invoke(&mut self, event: Value) -> Invocation {
-        let pending = self.runtime.submit(event);
-        self.outcome(pending).await
-    }
-
-    /// The binary's answer to an invocation already submitted.
-    async fn outcome(&mut self, pending: Pending) -> Invocation {
-        tokio::select! {
-            outcome = pending.outcome() => outcome.unwrap_or_else(|error| panic!("{error}")),
-            status = self.process.wait() => panic!("the binary exited ({status:?}) during an invocation"),
-        }
-    }
-
-    /// `kill -9`, and wait until it is gone.
-    async fn crash(mut self) {
-        self.process.kill().await.expect("the binary can be killed");
-    }
-
-    fn log_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.process.start_kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- log of the binary ({}) ---\n{}",
-                self.log.display(),
-                self.log_lines().join("\n")
-            );
-        }
-    }
-}
-
 /// A loopback endpoint that accepts connections and never answers: a request to it hangs.
 struct BlackHole {
     port: u16,
@@ -601,24 +507,4 @@ fn seat_numbers(seats: &Value) -> Vec<&str> {
         .iter()
         .filter_map(|seat| seat["seatNumber"].as_str())
         .collect()
-}
-
-/// Polls `check` until it holds; panics after [`SOON`].
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + SOON;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {SOON:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The test database as a URL for the binary; the password, if any, goes as PGPASSWORD.
-fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or_default()
-    )
 }

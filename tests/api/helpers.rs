@@ -48,6 +48,21 @@ impl TestApp {
         Self::spawn_full(options, RecordingBus::new(), 900, relay).await
     }
 
+    /// An instance whose connection goes to `app_options` (a proxy, say), while the test's
+    /// own reads go to the database at `options`.
+    pub async fn spawn_through(options: PgConnectOptions, app_options: PgConnectOptions) -> Self {
+        crate::quiet_logs();
+        let app = App::new(
+            Database::new(app_options, 1),
+            RecordingBus::new(),
+            Settings {
+                relay: test_relay(),
+                ..Settings::default()
+            },
+        );
+        Self::around(app, options).await
+    }
+
     async fn spawn_full(
         options: PgConnectOptions,
         bus: RecordingBus,
@@ -61,6 +76,10 @@ impl TestApp {
             ..Settings::default()
         };
         let app = App::new(Database::new(options.clone(), 1), bus, settings);
+        Self::around(app, options).await
+    }
+
+    async fn around(app: App<RecordingBus>, options: PgConnectOptions) -> Self {
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect_with(options)

@@ -2,8 +2,11 @@
 //! test, migrations applied), and the real binary end to end.
 
 mod aws_emulator;
+mod binary;
+mod budgets;
 mod concurrency;
 mod e2e;
+mod e2e_faults;
 mod eventbridge;
 mod hardening;
 mod helpers;
