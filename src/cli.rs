@@ -8,8 +8,10 @@ use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::db::{DbError, Session};
+use crate::domain::FlightId;
 use crate::inventory::{self, InventoryError};
 use crate::outbound::outbox::{self, OutboxError};
+use crate::{availability, seatmap};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +44,12 @@ pub enum Command {
     Quarantine {
         #[command(subcommand)]
         action: QuarantineAction,
+    },
+    /// Draws a flight's seat map: rows down, seat letters across, free, held and sold
+    /// seats, and the counts per cabin. In colour when stdout is a terminal.
+    Seatmap {
+        /// The flight's id.
+        flight_id: Uuid,
     },
 }
 
@@ -82,13 +90,17 @@ pub enum CommandError {
     Output(#[from] std::io::Error),
     #[error("cannot serialize the output: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error("no flight {0}")]
+    NoSuchFlight(Uuid),
 }
 
-/// Runs an operator command other than `migrate` on `session`, writing to `out`.
+/// Runs an operator command on `session`, writing to `out`; `terminal`: `out` is a
+/// terminal, so drawings may use colour.
 pub async fn run(
     command: &Command,
     session: &mut Session<'_>,
     out: &mut impl Write,
+    terminal: bool,
 ) -> Result<(), CommandError> {
     match command {
         Command::Migrate => {
@@ -124,6 +136,12 @@ pub async fn run(
             let released =
                 inventory::release_quarantine(session, some_unless_empty(order_ids)).await?;
             writeln!(out, "{}", serde_json::json!({"retried": released}))?;
+        }
+        Command::Seatmap { flight_id } => {
+            let map = availability::read(session, FlightId::from(*flight_id))
+                .await?
+                .ok_or(CommandError::NoSuchFlight(*flight_id))?;
+            write!(out, "{}", seatmap::render(&map, terminal))?;
         }
     }
     Ok(())

@@ -13,4 +13,5 @@ pub mod lambda;
 pub mod metrics;
 pub mod outbound;
 pub mod rds_iam;
+pub mod seatmap;
 pub mod telemetry;

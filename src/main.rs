@@ -1,8 +1,9 @@
 //! Wiring only: the command line, configuration, telemetry, the database connections and
 //! the EventBridge client, built once per cold start, then the Lambda runtime loop. The
-//! operator commands (`migrate`, `outbox`, `quarantine`) run once and exit; migrations
+//! operator commands (`migrate`, `outbox`, `quarantine`, `seatmap`) run once and exit; migrations
 //! never run on a cold start.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -60,28 +61,34 @@ fn run(command: Option<Command>) -> Result<(), lambda_runtime::Error> {
 }
 
 async fn serve(config: Config, command: Option<Command>) -> Result<(), lambda_runtime::Error> {
-    // Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
-    // The SDK sets no read timeout by default: an endpoint that accepts and never answers
-    // would hold the invocation until Lambda's timeout instead of failing it for a retry.
-    let timeouts = TimeoutConfig::builder()
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    let database = if config.iam_auth {
-        let tokens = TokenSource::from_sdk_config(&config.database, &aws)?;
-        Database::with_iam(config.database, tokens, config.max_concurrency)
-    } else {
-        Database::new(config.database, config.max_concurrency)
+    // A command needs AWS only to sign in with IAM; the function always needs it (the bus).
+    let aws = match (&command, config.iam_auth) {
+        (Some(_), false) => None,
+        _ => Some(aws_config().await),
+    };
+    let database = match &aws {
+        Some(aws) if config.iam_auth => {
+            let tokens = TokenSource::from_sdk_config(&config.database, aws)?;
+            Database::with_iam(config.database, tokens, config.max_concurrency)
+        }
+        _ => Database::new(config.database, config.max_concurrency),
     };
     if let Some(command) = command {
         let mut session = database.session(Deadline::after(COMMAND_TIME)).await?;
-        cli::run(&command, &mut session, &mut std::io::stdout().lock()).await?;
+        let terminal = std::io::stdout().is_terminal();
+        cli::run(
+            &command,
+            &mut session,
+            &mut std::io::stdout().lock(),
+            terminal,
+        )
+        .await?;
         return Ok(());
     }
+    let aws = match aws {
+        Some(aws) => aws,
+        None => aws_config().await,
+    };
     let bus = EventBridgeBus::new(
         aws_sdk_eventbridge::Client::new(&aws),
         config.event_bus_name,
@@ -95,4 +102,18 @@ async fn serve(config: Config, command: Option<Command>) -> Result<(), lambda_ru
         .inspect_err(|error| tracing::warn!(error = %error, "metrics are off"))
         .ok();
     lambda::run(App::new(database, bus, settings), metrics).await
+}
+
+/// Honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EVENTBRIDGE, so a local emulator works.
+/// The SDK sets no read timeout by default: an endpoint that accepts and never answers
+/// would hold the invocation until Lambda's timeout instead of failing it for a retry.
+async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
 }

@@ -301,8 +301,9 @@ impl Session<'_> {
                 return Err(DbError::OutOfTime);
             }
         };
-        let text: &str = row.try_get_unchecked(0)?;
-        serde_json::from_str(text).map_err(|source| DbError::Decode {
+        // A function may answer SQL NULL (nothing found): that is JSON null.
+        let text: Option<&str> = row.try_get_unchecked(0)?;
+        serde_json::from_str(text.unwrap_or("null")).map_err(|source| DbError::Decode {
             function: function.name(),
             source: source.into(),
         })

@@ -12,12 +12,19 @@ use super::{Cabin, FlightId, SeatNumber};
 pub const MAX_SEATS_PER_FLIGHT: usize = 1_000;
 
 /// What a flight is to anyone asking: open for sale, cancelled, or gone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum FlightStatus {
     Scheduled,
     Cancelled,
     Departed,
+}
+
+impl FlightStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// An IATA flight designator: a two-character airline code (letters, or a letter and a

@@ -1,6 +1,7 @@
 //! Integration tests: the library handler against a real PostgreSQL (a fresh database per
 //! test, migrations applied), and the real binary end to end.
 
+mod availability;
 mod aws_emulator;
 mod binary;
 mod budgets;
@@ -8,6 +9,7 @@ mod concurrency;
 mod e2e;
 mod e2e_faults;
 mod eventbridge;
+mod flights;
 mod hardening;
 mod helpers;
 mod idempotency;

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::helpers::{DEPARTED_FLIGHT, FLIGHT, TestApp, order_created, order_created_with, sample};
 
-fn schema(name: &str) -> jsonschema::Validator {
+/// The schema `events/schemas/{name}.schema.json`.
+pub fn schema(name: &str) -> jsonschema::Validator {
     let path = format!(
         "{}/events/schemas/{name}.schema.json",
         env!("CARGO_MANIFEST_DIR")
