@@ -78,9 +78,23 @@ pub enum HoldStatus {
     Expired,
 }
 
-/// A cabin of the aircraft; any-seat orders may ask for one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A cabin of the aircraft; any-seat orders may ask for one. Its text (events, the
+/// database's `cabin_class`) is the SCREAMING_SNAKE_CASE name, from both derives.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum Cabin {
     First,
     Business,
@@ -90,22 +104,11 @@ pub enum Cabin {
 
 impl Cabin {
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "FIRST" => Some(Self::First),
-            "BUSINESS" => Some(Self::Business),
-            "PREMIUM_ECONOMY" => Some(Self::PremiumEconomy),
-            "ECONOMY" => Some(Self::Economy),
-            _ => None,
-        }
+        raw.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::First => "FIRST",
-            Self::Business => "BUSINESS",
-            Self::PremiumEconomy => "PREMIUM_ECONOMY",
-            Self::Economy => "ECONOMY",
-        }
+        self.into()
     }
 }
 
@@ -197,6 +200,20 @@ mod tests {
                 "{bad:?} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn a_cabin_reads_and_writes_one_text_everywhere() {
+        use strum::VariantArray;
+        for cabin in Cabin::VARIANTS {
+            assert_eq!(Cabin::parse(cabin.as_str()), Some(*cabin));
+            assert_eq!(
+                serde_json::to_value(cabin).ok(),
+                Some(serde_json::json!(cabin.as_str()))
+            );
+        }
+        assert_eq!(Cabin::PremiumEconomy.as_str(), "PREMIUM_ECONOMY");
+        assert_eq!(Cabin::parse("economy"), None);
     }
 
     #[test]

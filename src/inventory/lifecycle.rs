@@ -550,3 +550,181 @@ pub async fn release_quarantine(
         .await?;
     Ok(answer.released)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DetailType, SeatNumber, SeatStatus};
+    use crate::inventory::sql::SeatState;
+
+    const FLIGHT: Uuid = Uuid::from_u128(0xf1);
+    const ORDER: Uuid = Uuid::from_u128(0x0d);
+
+    fn hold(lock_id: i64, number: &str, status: HoldStatus, lapsed: bool, seat: SeatState) -> Hold {
+        Hold {
+            lock_id,
+            seat_id: Uuid::from_u128(lock_id as u128),
+            seat_number: SeatNumber::parse(number).unwrap_or_else(|| unreachable!()),
+            flight_id: FLIGHT,
+            status,
+            seat_version: 2,
+            lapsed,
+            seat,
+        }
+    }
+
+    const LOCKED_AT_2: SeatState = SeatState {
+        status: SeatStatus::Locked,
+        version: 2,
+    };
+
+    fn order(holds: Vec<Hold>) -> Order {
+        Order {
+            order_id: ORDER,
+            flight_id: Some(FLIGHT),
+            flight_cancelled: false,
+            closed_by: None,
+            quarantined: false,
+            booking: None,
+            holds,
+        }
+    }
+
+    fn payment() -> ConfirmOrder {
+        ConfirmOrder {
+            order_id: OrderId::from(ORDER),
+            payment_id: "pay_1".into(),
+            causation_id: "event".into(),
+        }
+    }
+
+    fn release(reason: ReleaseReason) -> ReleaseOrder {
+        ReleaseOrder {
+            order_id: OrderId::from(ORDER),
+            reason,
+            causation_id: "event".into(),
+        }
+    }
+
+    fn applied(decision: Result<Confirm, InventoryError>) -> (Transition, Confirmation) {
+        match decision {
+            Ok(Confirm::Apply(transition, confirmation)) => (transition, confirmation),
+            Ok(Confirm::Answered(answer)) => panic!("answered before: {answer:?}"),
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn reason(event: &OutgoingEvent) -> String {
+        serde_json::from_str::<serde_json::Value>(&event.detail)
+            .map(|detail| detail["reason"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn holds_still_ours_are_sold_at_the_next_version() {
+        let order = order(vec![
+            hold(1, "12A", HoldStatus::Active, false, LOCKED_AT_2),
+            hold(2, "12B", HoldStatus::Active, false, LOCKED_AT_2),
+        ]);
+
+        let (transition, confirmation) = applied(decide_confirm(&payment(), Some(&order)));
+
+        assert_eq!(confirmation.answer.detail_type, DetailType::SeatBooked);
+        assert!(confirmation.answer.detail.contains("\"version\":3"));
+        assert_eq!(transition.book, vec![1, 2]);
+        assert_eq!(transition.booking.as_ref(), Some(&confirmation.answer));
+        assert!(transition.close.is_none());
+    }
+
+    #[test]
+    fn a_lapsed_hold_is_released_and_the_payment_fails() {
+        let order = order(vec![
+            hold(1, "12A", HoldStatus::Active, true, LOCKED_AT_2),
+            hold(2, "12B", HoldStatus::Active, true, LOCKED_AT_2),
+        ]);
+
+        let (transition, confirmation) = applied(decide_confirm(&payment(), Some(&order)));
+
+        assert_eq!(reason(&confirmation.answer), "HOLD_EXPIRED");
+        assert_eq!(confirmation.released.len(), 1);
+        assert_eq!(reason(&confirmation.released[0]), "HOLD_EXPIRED");
+        assert_eq!(
+            transition.close.as_ref().map(|c| c.lock_ids.clone()),
+            Some(vec![1, 2])
+        );
+        assert!(transition.book.is_empty(), "never sold");
+    }
+
+    #[test]
+    fn a_hold_whose_seat_moved_on_is_never_sold() {
+        let moved = SeatState {
+            status: SeatStatus::Locked,
+            version: 4,
+        };
+        let order = order(vec![hold(1, "12A", HoldStatus::Active, false, moved)]);
+
+        let (transition, confirmation) = applied(decide_confirm(&payment(), Some(&order)));
+
+        assert_eq!(reason(&confirmation.answer), "HOLD_EXPIRED");
+        assert!(transition.book.is_empty());
+    }
+
+    #[test]
+    fn a_payment_before_its_order_closes_it_and_one_after_is_answered_as_before() {
+        let (early, confirmation) = applied(decide_confirm(&payment(), None));
+        let mut answered = order(Vec::new());
+        answered.booking = Some(confirmation.answer.clone());
+
+        let again = decide_confirm(&payment(), Some(&answered));
+
+        assert_eq!(early.claim_closed_by, Some(OrderCloser::PaymentSucceeded));
+        assert_eq!(reason(&confirmation.answer), "HOLD_NOT_FOUND");
+        assert!(matches!(again, Ok(Confirm::Answered(ref a)) if *a == confirmation.answer));
+    }
+
+    #[test]
+    fn a_payment_on_a_cancelled_flight_releases_what_is_held_and_fails() {
+        let mut order = order(vec![hold(1, "12A", HoldStatus::Active, false, LOCKED_AT_2)]);
+        order.flight_cancelled = true;
+
+        let (transition, confirmation) = applied(decide_confirm(&payment(), Some(&order)));
+
+        assert_eq!(reason(&confirmation.answer), "FLIGHT_CANCELLED");
+        assert_eq!(reason(&confirmation.released[0]), "FLIGHT_CANCELLED");
+        assert!(transition.book.is_empty());
+    }
+
+    #[test]
+    fn a_failed_payment_gives_back_active_holds_but_not_sales_and_a_cancellation_both() {
+        let booked = SeatState {
+            status: SeatStatus::Booked,
+            version: 2,
+        };
+        let holds = || {
+            vec![
+                hold(1, "12A", HoldStatus::Active, false, LOCKED_AT_2),
+                hold(2, "12B", HoldStatus::Confirmed, false, booked),
+                hold(3, "12C", HoldStatus::Released, false, LOCKED_AT_2),
+            ]
+        };
+        let read = |holds| OrderRead {
+            order: Some(order(holds)),
+            pending: Vec::new(),
+        };
+        let closed = |decided: Result<Decided<Release>, InventoryError>| match decided {
+            Ok(Decided::Apply(transition, _)) => transition.close.map(|c| c.lock_ids),
+            _ => None,
+        };
+
+        let failed = decide_release(&release(ReleaseReason::PaymentFailed), read(holds()));
+        let cancelled = decide_release(&release(ReleaseReason::OrderCancelled), read(holds()));
+        let nothing = decide_release(&release(ReleaseReason::PaymentFailed), read(Vec::new()));
+
+        assert_eq!(closed(failed), Some(vec![1]));
+        assert_eq!(closed(cancelled), Some(vec![1, 2]));
+        assert!(matches!(
+            nothing,
+            Ok(Decided::Done(Release::NothingHeld { .. }))
+        ));
+    }
+}

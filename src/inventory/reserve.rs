@@ -353,3 +353,215 @@ fn replay(
         .map(Reservation::Replayed)
         .ok_or(InventoryError::UndecidedOrder(order_id.as_uuid()))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::{FlightId, OutgoingEvent};
+
+    const FLIGHT: &str = "3f1c6a52-8d2e-4b7a-9c41-0e5d2a7b9f10";
+
+    fn flight() -> FlightId {
+        FlightId::parse(FLIGHT).unwrap_or_else(|| unreachable!())
+    }
+
+    fn explicit(seats: &[&str]) -> ReserveSeats {
+        ReserveSeats {
+            order_id: OrderId::from(Uuid::from_u128(7)),
+            flight_id: flight(),
+            seats: SeatSelection::Explicit(
+                SeatRequest::parse(seats.iter().copied()).unwrap_or_else(|_| unreachable!()),
+            ),
+            causation_id: "event".into(),
+        }
+    }
+
+    fn any(count: u8) -> ReserveSeats {
+        ReserveSeats {
+            seats: SeatSelection::Any {
+                count,
+                cabin: Some(Cabin::Economy),
+            },
+            ..explicit(&["1A"])
+        }
+    }
+
+    fn seat(number: &str, status: SeatStatus) -> ReadSeat {
+        ReadSeat {
+            seat_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, number.as_bytes()),
+            seat_number: SeatNumber::parse(number).unwrap_or_else(|| unreachable!()),
+            status,
+            version: 3,
+            lapsed_holder: None,
+        }
+    }
+
+    fn read(seats: Vec<ReadSeat>) -> RequestRead {
+        RequestRead {
+            read_at: Utc::now(),
+            departed: Some(false),
+            cancelled: Some(false),
+            earlier: None,
+            seats,
+        }
+    }
+
+    fn taken(decision: Decision) -> Vec<String> {
+        match decision {
+            Decision::Take(seats) => seats.iter().map(|s| s.seat_number.to_string()).collect(),
+            Decision::Refuse { reason, .. } => panic!("refused: {reason:?}"),
+        }
+    }
+
+    fn refusal(decision: Decision) -> (FailureReason, Vec<String>) {
+        match decision {
+            Decision::Refuse { reason, seats, .. } => (reason, seats),
+            Decision::Take(seats) => panic!("took {seats:?}"),
+        }
+    }
+
+    #[test]
+    fn free_seats_are_taken_at_the_versions_read() {
+        let read = read(vec![
+            seat("12A", SeatStatus::Available),
+            seat("12B", SeatStatus::Available),
+        ]);
+
+        let decision = decide(&explicit(&["12B", "12A"]), &read, &[], 0);
+
+        let Decision::Take(seats) = decision else {
+            panic!("expected the seats to be taken");
+        };
+        assert_eq!(seats.len(), 2);
+        assert!(seats.iter().all(|s| s.version == 3));
+    }
+
+    #[test]
+    fn one_seat_gone_refuses_all_of_them_and_names_it() {
+        let read = read(vec![
+            seat("12A", SeatStatus::Available),
+            seat("12B", SeatStatus::Booked),
+        ]);
+
+        let decided = refusal(decide(&explicit(&["12A", "12B"]), &read, &[], 0));
+
+        assert_eq!(
+            decided,
+            (FailureReason::SeatUnavailable, vec!["12B".into()])
+        );
+    }
+
+    #[test]
+    fn a_missing_seat_comes_before_a_taken_one() {
+        let read = read(vec![seat("12A", SeatStatus::Locked)]);
+
+        let decided = refusal(decide(&explicit(&["12A", "40A"]), &read, &[], 0));
+
+        assert_eq!(decided, (FailureReason::SeatNotFound, vec!["40A".into()]));
+    }
+
+    #[test]
+    fn the_flight_decides_first_cancelled_then_missing_then_departed() {
+        let mut cancelled = read(Vec::new());
+        cancelled.cancelled = Some(true);
+        cancelled.departed = Some(true);
+        let mut missing = read(Vec::new());
+        missing.departed = None;
+        missing.cancelled = None;
+        let mut departed = read(Vec::new());
+        departed.departed = Some(true);
+        let order = explicit(&["1A"]);
+
+        assert_eq!(
+            refusal(decide(&order, &cancelled, &[], 0)).0,
+            FailureReason::FlightCancelled
+        );
+        assert_eq!(
+            refusal(decide(&order, &missing, &[], 0)).0,
+            FailureReason::FlightNotFound
+        );
+        assert_eq!(
+            refusal(decide(&order, &departed, &[], 0)).0,
+            FailureReason::FlightDeparted
+        );
+    }
+
+    #[test]
+    fn an_any_seat_order_avoids_seats_lost_to_others_while_it_has_a_choice() {
+        let free = vec![
+            seat("10A", SeatStatus::Available),
+            seat("10B", SeatStatus::Available),
+            seat("11A", SeatStatus::Available),
+            seat("11B", SeatStatus::Available),
+        ];
+        let lost: Vec<Uuid> = free[..2].iter().map(|s| s.seat_id).collect();
+        let read = read(free);
+
+        let first = taken(decide(&any(2), &read, &lost, 1));
+        let everything_lost: Vec<Uuid> = read.seats.iter().map(|s| s.seat_id).collect();
+        let still = taken(decide(&any(2), &read, &everything_lost, 1));
+
+        assert_eq!(first, vec!["11A", "11B"]);
+        assert_eq!(
+            still.len(),
+            2,
+            "a lost race never makes an order INSUFFICIENT"
+        );
+        assert_eq!(
+            refusal(decide(&any(5), &read, &[], 0)).0,
+            FailureReason::InsufficientSeats
+        );
+    }
+
+    #[test]
+    fn only_the_lapsed_holders_an_order_needs_are_expired() {
+        let holder = |n: u128| Some(Uuid::from_u128(n));
+        let mut seats = vec![
+            seat("10A", SeatStatus::Available),
+            seat("10B", SeatStatus::Locked),
+            seat("10C", SeatStatus::Locked),
+        ];
+        seats[1].lapsed_holder = holder(1);
+        seats[2].lapsed_holder = holder(2);
+
+        let for_two = lapsed_holders(&seats, &any(2).seats);
+        let for_one = lapsed_holders(&seats, &any(1).seats);
+        let named = lapsed_holders(&seats, &explicit(&["10B", "10C"]).seats);
+
+        assert_eq!(for_two, vec![Uuid::from_u128(1)]);
+        assert!(for_one.is_empty(), "one free seat is enough");
+        assert_eq!(named, vec![Uuid::from_u128(1), Uuid::from_u128(2)]);
+    }
+
+    #[test]
+    fn a_redelivery_replays_a_conflict_is_told_and_an_early_close_stands() {
+        let outcome = OutgoingEvent {
+            event_id: Uuid::from_u128(9),
+            detail_type: crate::domain::DetailType::SeatReserved,
+            detail: "{}".into(),
+        };
+        let earlier = |fingerprint: Option<&str>, closed_by| sql::Earlier {
+            fingerprint: fingerprint.map(str::to_owned),
+            closed_by,
+            outcome: Some(outcome.clone()),
+        };
+        let order = OrderId::from(Uuid::from_u128(7));
+
+        let same = replay(order, "f|12A", earlier(Some("f|12A"), None));
+        let other = replay(order, "f|12B", earlier(Some("f|12A"), None));
+        let closed = replay(
+            order,
+            "f|12A",
+            earlier(None, Some(crate::domain::OrderCloser::PaymentSucceeded)),
+        );
+
+        assert!(matches!(same, Ok(Reservation::Replayed(ref e)) if *e == outcome));
+        assert!(matches!(
+            other,
+            Ok(Reservation::ConflictsWithEarlierRequest)
+        ));
+        assert!(matches!(closed, Ok(Reservation::ClosedBeforeReserved(_))));
+    }
+}
