@@ -50,13 +50,17 @@ if [[ "${1:-}" == "--build" ]]; then
     fi
     log "sam build ($build_template)"
     sam build --template "$build_template" --base-dir . --build-dir "$build_dir"
-    bootstrap="$build_dir/InventoryFunction/bootstrap"
-    # The artefact is our binary: started without configuration, it names what is missing.
-    said="$(env -i "$bootstrap" 2>&1 || true)"
-    if ! grep -q "DB_HOST is not set" <<<"$said"; then
-        log "$bootstrap is not the service's binary"
-        exit 1
-    fi
-    log "built $bootstrap ($(stat -c %s "$bootstrap") bytes)"
+    for function in InventoryFunction AvailabilityFunction; do
+        bootstrap="$build_dir/$function/bootstrap"
+        # The artefact is our binary: it says its name, and started as Lambda would start
+        # it but without configuration, it names what is missing.
+        version="$(env -i "$bootstrap" --version 2>&1 || true)"
+        said="$(env -i AWS_LAMBDA_RUNTIME_API=127.0.0.1:9 "$bootstrap" 2>&1 || true)"
+        if ! grep -q "^aeronode-inventory " <<<"$version" || ! grep -q "DB_HOST is not set" <<<"$said"; then
+            log "$bootstrap is not the service's binary"
+            exit 1
+        fi
+        log "built $bootstrap ($(stat -c %s "$bootstrap") bytes): $version"
+    done
 fi
 log "ok"
