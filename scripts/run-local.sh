@@ -1,42 +1,79 @@
 #!/usr/bin/env bash
-# Runs the service locally on a sample event and prints the event it emits.
-#
-#   scripts/run-local.sh [EVENT_FILE] [--as-is]
-#
-# The real binary runs under cargo-lambda's Runtime API emulator (`cargo lambda watch`),
-# against PostgreSQL (scripts/postgres.sh starts one if needed; database aeronode_local,
-# migrated and seeded with the demo flight) and moto's EventBridge, where a rule on the
-# bus routes what the service publishes to an SQS queue that this script reads and prints.
-#
-# By default the sample is sent as a new order (fresh orderId and event id), as the order
-# service would: a second run for the same seats is refused with SeatReservationFailed.
-# --as-is sends the file unchanged: a second run is a redelivery and gets the same answer.
+# Runs the service locally on a sample event and prints the events it emits.
 set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: bash scripts/run-local.sh [EVENT_FILE] [--as-is] [--reset]
+       bash scripts/run-local.sh --demo [--reset]
+
+Runs the real binary under cargo-lambda's Runtime API emulator (`cargo lambda watch`),
+against PostgreSQL (database aeronode_local, created, migrated and seeded with the demo
+flight on first use) and moto's EventBridge, where a rule routes what the service publishes
+to an SQS queue that this script reads. stdout carries only the emitted events, as JSON;
+everything else (progress, the seat map after each event) goes to stderr.
+
+  EVENT_FILE  the event to send (default events/order-created.json). By default it is sent
+              as a new order: a fresh envelope id and, if it has one, a fresh detail.orderId.
+  --as-is     send the file unchanged: a second run is a redelivery, answered the same way.
+  --reset     drop aeronode_local first, so the demo flight starts with every seat free.
+  --demo      the whole lifecycle on a new flight: opened by the schedule, an order holds
+              12A and 12B, its payment books them, a second order for 12A is refused, the
+              first order's cancellation gives the seats back, and the second order, sent
+              again as a new order, holds 12A. Each run uses a new flight.
+  -h, --help  this text.
+
+The first run installs the Python tools (about a minute) and builds the service (two to
+three minutes); later runs take a few seconds. A hold lasts a day here (LOCK_TTL_SECONDS),
+so a second plain run is refused until --reset.
+USAGE
+}
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+log() { echo "run-local: $*" >&2; }
+die() { log "$*"; exit 2; }
+
 event_file="events/order-created.json"
 as_is=false
+reset=false
+demo=false
 for arg in "$@"; do
     case "$arg" in
+        -h | --help) usage; exit 0 ;;
         --as-is) as_is=true ;;
+        --reset) reset=true ;;
+        --demo) demo=true ;;
+        -*) die "unknown option $arg (see --help)" ;;
         *) event_file="$arg" ;;
     esac
 done
-log() { echo "run-local: $*" >&2; }
+if ! $demo && [[ ! -f "$event_file" ]]; then
+    die "no such event file: $event_file"
+fi
 
+log "checking PostgreSQL and the Python tools (the first time installs them: about a minute)"
 export "$(bash scripts/postgres.sh | tail -n1)"
 export "$(bash scripts/tools.sh | tail -n1)"
 export PATH="$TOOLS_BIN:$PATH"
+# Static test credentials and a region for everything here: no lookup of a real account.
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
 
 local_db="aeronode_local"
 local_url="${DATABASE_URL%/*}/$local_db"
+if $reset; then
+    log "dropping $local_db"
+    psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $local_db WITH (FORCE)"
+fi
 if [[ "$(psql "$DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$local_db'")" != 1 ]]; then
+    log "creating $local_db on ${DATABASE_URL#*@}"
     psql "$DATABASE_URL" -qc "CREATE DATABASE $local_db"
 fi
-log "building"
-cargo build --quiet --bin aeronode-inventory
-DATABASE_URL="$local_url" RUST_LOG=warn target/debug/aeronode-inventory migrate
+
+log "building the service (the first time: two to three minutes)"
+cargo build --bin aeronode-inventory
+binary="target/debug/aeronode-inventory"
+DATABASE_URL="$local_url" RUST_LOG=warn "$binary" migrate >/dev/null
 psql "$local_url" -q -v ON_ERROR_STOP=1 -f database/seeds/0001_demo_flight.sql
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -51,73 +88,101 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
+log "starting moto's EventBridge and the function under cargo lambda watch"
 endpoint="http://127.0.0.1:$moto_port"
 moto_server -H 127.0.0.1 -p "$moto_port" >"$workdir/moto.log" 2>&1 &
 pids+=($!)
 bus="SkyLedger-Default-Bus"
-queue_url="$(python3 - "$endpoint" "$bus" <<'PY'
-import json, sys, time, boto3
-endpoint, bus = sys.argv[1], sys.argv[2]
-for _ in range(100):
-    try:
-        events = boto3.client("events", endpoint_url=endpoint)
-        events.list_event_buses()
-        break
-    except Exception:
-        time.sleep(0.1)
-sqs = boto3.client("sqs", endpoint_url=endpoint)
-queue_url = sqs.create_queue(QueueName="inventory-answers")["QueueUrl"]
-queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-events.create_event_bus(Name=bus)
-events.put_rule(Name="inventory-answers", EventBusName=bus,
-                EventPattern=json.dumps({"source": ["skyledger.inventory"]}))
-events.put_targets(Rule="inventory-answers", EventBusName=bus,
-                   Targets=[{"Id": "queue", "Arn": queue_arn}])
-print(queue_url)
-PY
-)"
-
-payload="$workdir/event.json"
-if $as_is; then
-    cp "$event_file" "$payload"
-else
-    python3 - "$event_file" "$payload" <<'PY'
-import json, sys, uuid
-event = json.load(open(sys.argv[1]))
-event["id"] = str(uuid.uuid4())
-if "orderId" in event.get("detail", {}):
-    event["detail"]["orderId"] = str(uuid.uuid4())
-json.dump(event, open(sys.argv[2], "w"))
-PY
-fi
-
-log "starting the function under cargo lambda watch"
+queue_url="$(python3 scripts/local_bus.py setup "$endpoint" "$bus")"
 cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$lambda_port" \
     --env-var "DATABASE_URL=$local_url" --env-var "EVENT_BUS_NAME=$bus" \
     --env-var "AWS_ENDPOINT_URL=$endpoint" --env-var "AWS_REGION=eu-west-1" \
     --env-var "AWS_ACCESS_KEY_ID=testing" --env-var "AWS_SECRET_ACCESS_KEY=testing" \
-    --env-var "RUST_LOG=info" >"$workdir/function.log" 2>&1 &
+    --env-var "LOCK_TTL_SECONDS=86400" --env-var "RUST_LOG=info" >"$workdir/function.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do
     (echo >"/dev/tcp/127.0.0.1/$lambda_port") 2>/dev/null && break
     sleep 0.2
 done
 
-log "invoking with $event_file$($as_is || echo ' as a new order')"
-if ! cargo lambda invoke -A 127.0.0.1 -P "$lambda_port" --data-file "$payload" aeronode-inventory >"$workdir/response.json" 2>"$workdir/invoke.err"; then
-    cat "$workdir/invoke.err" "$workdir/function.log" >&2
-    exit 1
+# Sends one event (already written to $1), prints what the service emitted, and draws the
+# seat map of flight $2 (or of the demo flight) on stderr.
+invoke() {
+    local payload="$1" flight="${2:-3f1c6a52-8d2e-4b7a-9c41-0e5d2a7b9f10}"
+    if ! cargo lambda invoke -A 127.0.0.1 -P "$lambda_port" --data-file "$payload" aeronode-inventory \
+        >"$workdir/response.json" 2>"$workdir/invoke.err"; then
+        log "the invocation failed: $(grep -o '"errorType":"[^"]*"' "$workdir/invoke.err" | head -n1)"
+        cat "$workdir/invoke.err" >&2
+        tail -n 5 "$workdir/function.log" >&2
+        exit 1
+    fi
+    local drained=0
+    python3 scripts/local_bus.py drain "$endpoint" "$queue_url" || drained=$?
+    case "$drained" in
+        0) ;;
+        3) log "the event was handled and rightly needs no answer: nothing was emitted" ;;
+        *) log "could not read the emitted events"; exit 1 ;;
+    esac
+    DATABASE_URL="$local_url" "$binary" seatmap "$flight" >&2 || true
+}
+
+# Writes sample $1 as a new event ($2.json), with detail assignments; prints its flight.
+prepare() {
+    local sample="$1" name="$2"
+    shift 2
+    python3 scripts/local_bus.py event "$sample" "$workdir/$name.json" "$@"
+}
+
+if $demo; then
+    flight="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+    first="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+    second="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+    again="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+    step() { log ""; log "$*"; }
+
+    step "1. the schedule opens flight $flight (FlightScheduled)"
+    prepare events/flight-scheduled.json opened "flightId=$flight" >/dev/null
+    invoke "$workdir/opened.json" "$flight"
+
+    step "2. order $first holds 12A and 12B (OrderCreated)"
+    prepare events/order-created.json first "orderId=$first" "flightId=$flight" >/dev/null
+    invoke "$workdir/first.json" "$flight"
+
+    step "3. its payment books them (PaymentSucceeded)"
+    prepare events/payment-succeeded.json paid "orderId=$first" >/dev/null
+    invoke "$workdir/paid.json" "$flight"
+
+    step "4. a second order, $second, for 12A is refused (OrderCreated)"
+    python3 - "$workdir/second.json" "$second" "$flight" <<'PY'
+import json, sys, uuid
+event = json.load(open("events/order-created.json"))
+event["id"] = str(uuid.uuid4())
+event["detail"] = {"orderId": sys.argv[2], "flightId": sys.argv[3], "seats": ["12A"]}
+json.dump(event, open(sys.argv[1], "w"))
+PY
+    invoke "$workdir/second.json" "$flight"
+
+    step "5. the first order's cancellation gives the seats back (OrderCancelled)"
+    prepare events/order-cancelled.json cancelled "orderId=$first" >/dev/null
+    invoke "$workdir/cancelled.json" "$flight"
+
+    step "6. the second order, sent again as a new order ($again), holds 12A (OrderCreated)"
+    prepare "$workdir/second.json" again "orderId=$again" >/dev/null
+    invoke "$workdir/again.json" "$flight"
+    exit 0
 fi
 
-python3 - "$endpoint" "$queue_url" <<'PY'
-import json, sys, boto3
-endpoint, queue_url = sys.argv[1], sys.argv[2]
-sqs = boto3.client("sqs", endpoint_url=endpoint)
-messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=10).get("Messages", [])
-if not messages:
-    sys.exit("run-local: no event arrived on the bus")
-for message in messages:
-    event = json.loads(message["Body"])
-    print(json.dumps({"source": event["source"], "detail-type": event["detail-type"], "detail": event["detail"]}, indent=2))
-PY
+if $as_is; then
+    cp "$event_file" "$workdir/event.json"
+    flight="$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1])).get("detail")
+print(d.get("flightId", "") if isinstance(d, dict) else "")' "$event_file" 2>/dev/null || true)"
+    log "sending $event_file as it is"
+elif grep -q '"orderId"' "$event_file"; then
+    flight="$(prepare "$event_file" event "orderId=new")"
+    log "sending $event_file as a new order"
+else
+    flight="$(prepare "$event_file" event)"
+    log "sending $event_file with a fresh envelope id"
+fi
+invoke "$workdir/event.json" "$flight"

@@ -30,11 +30,18 @@ impl Deadline {
     }
 
     /// Lambda's deadline (milliseconds since the Unix epoch), less `margin`.
+    ///
+    /// Lambda sends an instant; cargo-lambda's emulator sends the timeout itself (600000).
+    /// A value too small to be an instant of this century is read as milliseconds from now.
     pub fn from_epoch_millis(deadline_ms: u64, margin: Duration) -> Self {
-        let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-        let left = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
+        const YEAR_2001_MS: u64 = 978_307_200_000;
+        let left = if deadline_ms < YEAR_2001_MS {
+            Duration::from_millis(deadline_ms)
+        } else {
+            (UNIX_EPOCH + Duration::from_millis(deadline_ms))
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+        };
         Self::after(left.saturating_sub(margin))
     }
 
@@ -80,10 +87,27 @@ mod tests {
 
     #[test]
     fn a_deadline_already_past_has_nothing_left() {
-        let deadline = Deadline::from_epoch_millis(1_000, DEFAULT_MARGIN);
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3_600);
+        let millis = an_hour_ago
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+
+        let deadline = Deadline::from_epoch_millis(millis, DEFAULT_MARGIN);
 
         assert!(deadline.is_past());
         assert_eq!(deadline.remaining(), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_emulators_timeout_instead_of_an_instant_counts_from_now() {
+        let deadline = Deadline::from_epoch_millis(600_000, DEFAULT_MARGIN);
+
+        let left = deadline.remaining();
+        assert!(
+            left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+            "{left:?}"
+        );
     }
 
     #[tokio::test]

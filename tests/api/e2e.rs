@@ -508,3 +508,40 @@ fn seat_numbers(seats: &Value) -> Vec<&str> {
         .filter_map(|seat| seat["seatNumber"].as_str())
         .collect()
 }
+
+#[tokio::test]
+async fn the_binary_says_what_it_is_anywhere_and_never_panics_outside_lambda() {
+    let run = |args: &'static [&'static str]| async move {
+        Command::new(env!("CARGO_BIN_EXE_aeronode-inventory"))
+            .args(args)
+            .env_clear()
+            .output()
+            .await
+            .expect("the binary runs")
+    };
+
+    let help = run(&["--help"]).await;
+    let version = run(&["--version"]).await;
+    let migrate_help = run(&["migrate", "--help"]).await;
+    let outside_lambda = run(&[]).await;
+
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for command in ["migrate", "outbox", "quarantine", "seatmap"] {
+        assert!(help.contains(command), "--help names {command}: {help}");
+    }
+    assert!(version.status.success());
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("aeronode-inventory "));
+    assert!(migrate_help.status.success());
+    assert_eq!(
+        outside_lambda.status.code(),
+        Some(2),
+        "non-zero, and not a panic (101)"
+    );
+    let said = String::from_utf8_lossy(&outside_lambda.stderr).into_owned();
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(
+        said.contains("AWS_LAMBDA_RUNTIME_API") && said.contains("run-local.sh"),
+        "{said}"
+    );
+}
