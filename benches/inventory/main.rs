@@ -6,22 +6,26 @@
 //! cargo bench --bench inventory                       # the full run, ~3 minutes plus the build
 //! cargo bench --bench inventory -- --quick            # shorter phases, fewer runs
 //! cargo bench --bench inventory -- --json target/bench/inventory.json
+//! cargo bench --bench inventory -- --svg target/bench/contention.svg   # also the chart
 //! ```
 //!
-//! Options: `--quick`, `--json PATH`, `--only contention,round-trips,cold-start,memory`,
-//! `--binary PATH` (measure this binary, don't build), `--no-build` (use the release binary
-//! as it is), `--seconds N` per contention phase, `--cold-starts N`, `--invocations N`.
+//! Options: `--quick`, `--json PATH`, `--svg PATH` (the contention chart, `chart.rs`:
+//! decided/s and p50 latency against K, handler beside ceiling; needs that section),
+//! `--only contention,round-trips,cold-start,memory`, `--binary PATH` (measure this binary,
+//! don't build), `--no-build` (use the release binary as it is), `--seconds N` per
+//! contention phase, `--cold-starts N`, `--invocations N`.
 //! `DATABASE_URL` names the server; without it `scripts/postgres.sh` finds or starts one.
 //! The run uses a fresh database, `aeronode_bench`, dropped at the end unless a check failed.
 
 mod binary;
+mod chart;
 mod contention;
 mod database;
 mod events;
 mod report;
 mod round_trips;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -89,6 +93,7 @@ impl Plan {
 struct Options {
     plan: Plan,
     json: Option<PathBuf>,
+    svg: Option<PathBuf>,
     sections: Vec<Section>,
     binary: binary::Source,
 }
@@ -96,6 +101,7 @@ struct Options {
 fn options() -> Result<Options> {
     let mut quick = false;
     let mut json = None;
+    let mut svg = None;
     let mut sections = Section::ALL.to_vec();
     let mut source = binary::Source::Build;
     let (mut cold_starts, mut invocations, mut seconds) = (None, None, None);
@@ -106,6 +112,7 @@ fn options() -> Result<Options> {
             "--bench" => {}
             "--quick" => quick = true,
             "--json" => json = Some(PathBuf::from(args.next().ok_or("--json needs a path")?)),
+            "--svg" => svg = Some(PathBuf::from(args.next().ok_or("--svg needs a path")?)),
             "--only" => {
                 let list = args.next().ok_or("--only needs a list of sections")?;
                 sections = list
@@ -133,6 +140,9 @@ fn options() -> Result<Options> {
             }
         }
     }
+    if svg.is_some() && !sections.contains(&Section::Contention) {
+        return Err("--svg charts the contention section; add it to --only".into());
+    }
     let mut plan = Plan::new(quick);
     plan.cold_starts = cold_starts.unwrap_or(plan.cold_starts);
     plan.memory_invocations = invocations.unwrap_or(plan.memory_invocations);
@@ -142,6 +152,7 @@ fn options() -> Result<Options> {
     Ok(Options {
         plan,
         json,
+        svg,
         sections,
         binary: source,
     })
@@ -237,9 +248,6 @@ async fn run(options: Options) -> Result<bool> {
     let command = report::command_line(plan.quick, options.json.as_deref());
     println!("{}", results.markdown(&machine, plan, &command));
     if let Some(path) = &options.json {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
         let document = json!({
             "command": command,
             "machine": machine.json(),
@@ -253,8 +261,10 @@ async fn run(options: Options) -> Result<bool> {
             "results": results.json(plan),
             "consistent": consistent,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&document)? + "\n")?;
-        eprintln!("bench: wrote {}", path.display());
+        write_file(path, &(serde_json::to_string_pretty(&document)? + "\n"))?;
+    }
+    if let (Some(path), Some(phases)) = (&options.svg, &results.contention) {
+        chart::write(path, phases, &machine, plan)?;
     }
     // Kept for a look when a check failed; otherwise the run cleans up after itself.
     if consistent {
@@ -263,4 +273,14 @@ async fn run(options: Options) -> Result<bool> {
         eprintln!("bench: database {BENCH_DATABASE} kept for inspection");
     }
     Ok(consistent)
+}
+
+/// Writes one output of the run, creating its folder.
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, contents)?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
 }
