@@ -1,6 +1,10 @@
 //! moto's server as a real EventBridge and SQS endpoint on the loopback, driven with the
 //! AWS SDK for Rust: a bus, a rule for what this service publishes, and a queue as the
 //! rule's target, so a test reads what actually went through the bus.
+//!
+//! Starting moto costs about a second of CPU, so the tests share one server
+//! ([`Moto::shared`]), each on a bus and queue of its own; a test that stops the server
+//! starts its own ([`Moto::start`]).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,7 +17,8 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-/// The bus the service publishes to (its default `EVENT_BUS_NAME`).
+/// The bus the service publishes to by default (`EVENT_BUS_NAME`); each test routes its own,
+/// named after it.
 pub const BUS: &str = "SkyLedger-Default-Bus";
 pub const REGION: &str = "eu-west-1";
 /// Credentials moto accepts; also given to the binary.
@@ -29,13 +34,51 @@ pub struct Moto {
     process: Option<Child>,
 }
 
-/// The queue behind the rule, where published events arrive.
+/// The queue behind the rule, where published events arrive, and the bus it listens to.
 pub struct Queue {
     sqs: aws_sdk_sqs::Client,
     url: String,
+    bus: String,
 }
 
+static SHARED: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
+
 impl Moto {
+    /// The server the tests share, started on first use. It ends with the test process: a
+    /// watchdog shell stops it once its parent is gone (a static is never dropped).
+    pub fn shared() -> &'static Self {
+        SHARED.get_or_init(|| {
+            let port = free_port();
+            let (_, log) = log_file("moto-shared");
+            let watchdog = format!(
+                "\"$0\" -H 127.0.0.1 -p {port} & moto=$!; \
+                 while kill -0 {parent} 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 0.5; done; \
+                 kill $moto 2>/dev/null",
+                parent = std::process::id()
+            );
+            std::process::Command::new("sh")
+                .args(["-c", &watchdog])
+                .arg(moto_server())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("the log file can be shared"))
+                .stderr(log)
+                .spawn()
+                .expect("moto_server starts");
+            let deadline = Instant::now() + STARTUP;
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the shared moto_server did not listen within {STARTUP:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Self {
+                port,
+                process: None,
+            }
+        })
+    }
+
     pub async fn start() -> Self {
         let mut moto = Self {
             port: free_port(),
@@ -90,22 +133,29 @@ impl Moto {
         self.process = Some(process);
     }
 
-    /// Creates the bus, a queue, and a rule on the bus that sends everything from
-    /// `skyledger.inventory` to the queue.
+    /// Creates a bus of this test's own, a queue, and a rule on the bus that sends
+    /// everything from `skyledger.inventory` to the queue.
     pub async fn route_inventory_events_to_queue(&self) -> Queue {
+        self.route_inventory_events_on(&own_bus()).await
+    }
+
+    /// The same, on the bus named `bus` (one of [`own_bus`]'s names).
+    pub async fn route_inventory_events_on(&self, bus: &str) -> Queue {
         let aws = sdk_config(&self.endpoint());
         let events = aws_sdk_eventbridge::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
+        let own = bus.rsplit('-').next().unwrap_or_default().to_owned();
+        let bus = bus.to_owned();
 
         events
             .create_event_bus()
-            .name(BUS)
+            .name(&bus)
             .send()
             .await
             .expect("CreateEventBus");
         let url = sqs
             .create_queue()
-            .queue_name(QUEUE)
+            .queue_name(format!("{QUEUE}-{own}"))
             .send()
             .await
             .expect("CreateQueue")
@@ -124,7 +174,7 @@ impl Moto {
         events
             .put_rule()
             .name(RULE)
-            .event_bus_name(BUS)
+            .event_bus_name(&bus)
             .event_pattern(json!({"source": ["skyledger.inventory"]}).to_string())
             .send()
             .await
@@ -137,17 +187,22 @@ impl Moto {
         let put = events
             .put_targets()
             .rule(RULE)
-            .event_bus_name(BUS)
+            .event_bus_name(&bus)
             .targets(target)
             .send()
             .await
             .expect("PutTargets");
         assert_eq!(put.failed_entry_count, 0, "the queue is the rule's target");
-        Queue { sqs, url }
+        Queue { sqs, url, bus }
     }
 }
 
 impl Queue {
+    /// The bus whose rule feeds this queue: the service's `EVENT_BUS_NAME` in this test.
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+
     /// The EventBridge envelopes that arrived, read and deleted: waits (long polling, about
     /// `within` at most) until `expected` have arrived, then takes whatever else is already
     /// there, so a test can tell one from two. moto delivers to the queue within PutEvents,
@@ -196,6 +251,11 @@ impl Queue {
             }
         }
     }
+}
+
+/// A bus name no other test uses.
+pub fn own_bus() -> String {
+    format!("{BUS}-{}", uuid::Uuid::new_v4().simple())
 }
 
 pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {

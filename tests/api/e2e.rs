@@ -13,7 +13,7 @@ use tokio::process::Command;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::aws_emulator::{Moto, Queue, REGION};
+use crate::aws_emulator::{Moto, Queue, REGION, own_bus};
 use crate::binary::{Binary, SOON, database_url, eventually};
 use crate::helpers::{TestApp, order_created, sample, uuid};
 
@@ -29,9 +29,14 @@ async fn the_real_binary_reserves_seats_and_its_event_arrives_in_sqs_through_the
     options: PgConnectOptions,
 ) {
     let db = TestApp::spawn(options.clone()).await;
-    let moto = Moto::start().await;
+    let moto = Moto::shared();
     let queue = moto.route_inventory_events_to_queue().await;
-    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let mut binary = Binary::start(
+        &options,
+        &moto.endpoint(),
+        &[("EVENT_BUS_NAME", queue.bus())],
+    )
+    .await;
     let order = sample("order-created.json");
 
     let logged_before = binary.log_lines().len();
@@ -85,9 +90,14 @@ async fn an_unreadable_event_fails_the_invocation_and_holds_nothing(
     options: PgConnectOptions,
 ) {
     let db = TestApp::spawn(options.clone()).await;
-    let moto = Moto::start().await;
+    let moto = Moto::shared();
     let queue = moto.route_inventory_events_to_queue().await;
-    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let mut binary = Binary::start(
+        &options,
+        &moto.endpoint(),
+        &[("EVENT_BUS_NAME", queue.bus())],
+    )
+    .await;
 
     let outcome = binary
         .invoke(json!({"orderId": SAMPLE_ORDER, "seats": ["12A"]}))
@@ -128,9 +138,14 @@ async fn a_crash_between_commit_and_publish_loses_nothing(
     assert!(!pending[0].published, "the crash left the event pending");
 
     // Lambda retries the same event on a fresh instance.
-    let moto = Moto::start().await;
+    let moto = Moto::shared();
     let queue = moto.route_inventory_events_to_queue().await;
-    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let mut binary = Binary::start(
+        &options,
+        &moto.endpoint(),
+        &[("EVENT_BUS_NAME", queue.bus())],
+    )
+    .await;
     let outcome = binary.invoke(order).await;
 
     assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");
@@ -175,9 +190,12 @@ async fn a_crash_between_commit_and_publish_is_repaired_by_the_outbox_relay(
     let pending = outbox(&db.db).await;
     assert_eq!(pending.len(), 1);
     assert!(!pending[0].published, "the crash left the event pending");
-    let moto = Moto::start().await;
+    let moto = Moto::shared();
     let queue = moto.route_inventory_events_to_queue().await;
-    let grace = [("OUTBOX_GRACE_SECONDS", "1")];
+    let grace = [
+        ("OUTBOX_GRACE_SECONDS", "1"),
+        ("EVENT_BUS_NAME", queue.bus()),
+    ];
     let mut binary = Binary::start(&options, &moto.endpoint(), &grace).await;
     eventually("the pending row is past the grace period", async || {
         db.count(
@@ -221,7 +239,8 @@ async fn putevents_failing_makes_the_invocation_fail_and_a_retry_publishes_once(
     let db = TestApp::spawn(options.clone()).await;
     let mut moto = Moto::start().await;
     moto.stop().await;
-    let mut binary = Binary::start(&options, &moto.endpoint(), &[]).await;
+    let bus = own_bus();
+    let mut binary = Binary::start(&options, &moto.endpoint(), &[("EVENT_BUS_NAME", &bus)]).await;
     let order = sample("order-created.json");
 
     let outcome = binary.invoke(order.clone()).await;
@@ -236,7 +255,7 @@ async fn putevents_failing_makes_the_invocation_fail_and_a_retry_publishes_once(
     assert!(!pending[0].published);
 
     moto.restart().await;
-    let queue = moto.route_inventory_events_to_queue().await;
+    let queue = moto.route_inventory_events_on(&bus).await;
     let outcome = binary.invoke(order).await;
 
     assert!(matches!(outcome, Invocation::Response(_)), "{outcome:?}");

@@ -34,11 +34,11 @@ fn event_ids(arrived: &[Value]) -> Vec<String> {
 
 #[tokio::test]
 async fn any_number_of_events_is_sent_in_putevents_calls_of_at_most_ten() {
-    let moto = Moto::start().await;
+    let moto = Moto::shared();
     let queue = moto.route_inventory_events_to_queue().await;
     let bus = EventBridgeBus::new(
         aws_sdk_eventbridge::Client::new(&sdk_config(&moto.endpoint())),
-        BUS,
+        queue.bus(),
     );
     let events: Vec<OutgoingEvent> = (0..25).map(|_| well_formed()).collect();
 
@@ -57,11 +57,11 @@ async fn any_number_of_events_is_sent_in_putevents_calls_of_at_most_ten() {
 
 #[tokio::test]
 async fn an_entry_rejected_inside_a_successful_answer_is_reported_and_only_it() {
-    let moto = Moto::start().await;
+    let moto = Moto::shared();
     let queue = moto.route_inventory_events_to_queue().await;
     let bus = EventBridgeBus::new(
         aws_sdk_eventbridge::Client::new(&sdk_config(&moto.endpoint())),
-        BUS,
+        queue.bus(),
     );
     let (first, second) = (well_formed(), well_formed());
     let malformed = event("this is not JSON".into(), Uuid::new_v4());
