@@ -32,6 +32,8 @@ const STARTUP: Duration = Duration::from_secs(15);
 pub struct Moto {
     port: u16,
     process: Option<Child>,
+    /// The shared server's watchdog: it reaps the server, and ends with the test process.
+    _watchdog: Option<std::process::Child>,
 }
 
 /// The queue behind the rule, where published events arrive, and the bus it listens to.
@@ -56,7 +58,7 @@ impl Moto {
                  kill $moto 2>/dev/null",
                 parent = std::process::id()
             );
-            std::process::Command::new("sh")
+            let watchdog = std::process::Command::new("sh")
                 .args(["-c", &watchdog])
                 .arg(moto_server())
                 .stdin(Stdio::null())
@@ -75,6 +77,7 @@ impl Moto {
             Self {
                 port,
                 process: None,
+                _watchdog: Some(watchdog),
             }
         })
     }
@@ -83,6 +86,7 @@ impl Moto {
         let mut moto = Self {
             port: free_port(),
             process: None,
+            _watchdog: None,
         };
         moto.restart().await;
         moto
