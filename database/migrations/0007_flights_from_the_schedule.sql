@@ -31,6 +31,12 @@ ALTER TABLE outbox
     ALTER COLUMN order_id DROP NOT NULL,
     ADD COLUMN flight_id UUID;
 
+-- Fewer indexes to keep on every write: an order's holds are found through the unique
+-- (order_id, seat_id) index, and pending entries through outbox_due and
+-- outbox_pending_by_order (0006); these two are no longer read.
+DROP INDEX inventory_locks_by_order;
+DROP INDEX outbox_pending_by_age;
+
 CREATE INDEX flights_by_departure ON flights (departure_utc);
 CREATE INDEX flights_cancelled_open ON flights (cancelled_at)
     WHERE state = 'CANCELLED' AND closed_event_id IS NULL;
