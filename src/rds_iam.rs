@@ -5,6 +5,15 @@
 //! A token is a SigV4 presigned URL for `rds-db:connect`, without its `https://`: byte for
 //! byte what botocore's `generate_db_auth_token` (and so `aws rds generate-db-auth-token`)
 //! makes from the same inputs.
+//!
+//! Why not `aws_sdk_rds::auth_token::AuthTokenGenerator`: tried (aws-sdk-rds 1.159) and
+//! measured. Only 2 of the 7 botocore vectors stayed equal (with temporary credentials,
+//! every token a Lambda signs, the security token comes after the signature; a mixed-case
+//! host signs differently; `:443` is dropped; spaces become `+`), and a user or host that
+//! is not a valid URI part panics inside the SDK where this returns `RdsIamError::Signing`.
+//! It cannot serve `TokenSource`, which needs the credentials' expiry. And it compiles the
+//! whole RDS client: +80-90 s of release CPU (+19%), 2.96 GB peak compiler memory against
+//! 1.17 GB, +14 kB of binary, to remove 40 lines.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
