@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aeronode_testkit::runtime_api::{Invocation, Pending};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
 use tokio::net::TcpListener;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
@@ -413,6 +413,7 @@ impl Drop for BlackHole {
     }
 }
 
+#[derive(sqlx::FromRow)]
 struct OutboxRow {
     event_id: Uuid,
     published: bool,
@@ -420,20 +421,13 @@ struct OutboxRow {
 }
 
 async fn outbox(db: &PgPool) -> Vec<OutboxRow> {
-    sqlx::query(
+    sqlx::query_as(
         "SELECT event_id, published_at IS NOT NULL AS published, publish_attempts
          FROM outbox ORDER BY created_at",
     )
     .fetch_all(db)
     .await
     .expect("the outbox can be read")
-    .iter()
-    .map(|row| OutboxRow {
-        event_id: row.get("event_id"),
-        published: row.get("published"),
-        publish_attempts: row.get("publish_attempts"),
-    })
-    .collect()
 }
 
 /// The invocation flushed one CloudWatch EMF document: the cold start, the reservation,

@@ -85,6 +85,7 @@ async fn a_flight_opened_by_the_schedule_can_be_reserved_and_its_redelivery_chan
     assert_eq!(reserved, DetailType::SeatReserved, "{detail}");
     let no_1b = app.answer(order_on(flight, Uuid::new_v4(), &["1B"])).await;
     assert_eq!(no_1b.1["reason"], "SEAT_NOT_FOUND", "the aisle has no seat");
+    crate::schemas::assert_all_match_their_schemas(&app.published());
     app.assert_consistent().await;
 }
 
@@ -169,6 +170,7 @@ async fn an_invalid_schedule_is_rejected_with_its_reason_and_writes_nothing(
         flights_before
     );
     assert_eq!(app.count("SELECT count(*) FROM outbox").await, 0);
+    crate::schemas::assert_all_match_their_schemas(&app.published());
 }
 
 #[sqlx::test(
@@ -272,6 +274,7 @@ async fn a_cancellation_with_300_holds_and_50_sales_releases_every_one_exactly_o
     let (late_payment, detail) = app.answer(payment_succeeded(orders[100])).await;
     assert_eq!(late_payment, DetailType::SeatBookingFailed);
     assert_eq!(detail["reason"], "FLIGHT_CANCELLED");
+    crate::schemas::assert_all_match_their_schemas(&app.published());
     app.assert_consistent().await;
 }
 
