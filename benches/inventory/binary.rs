@@ -23,40 +23,52 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Where the binary to measure comes from.
 pub enum Source {
-    /// `cargo build --release --bin aeronode-inventory`, then the result.
+    /// `cargo build --release --bin aeronode-inventory` into [`SHIPPED_DIR`], then the result.
     Build,
-    /// The release binary next to this bench, as it is.
+    /// The binary of the last such build, as it is.
     AsBuilt,
     Given(PathBuf),
 }
+
+/// The target directory, under this bench's own, of the binary as it ships. `cargo bench`
+/// also builds `target/release/aeronode-inventory`, but with the features the dev-dependencies
+/// add (a larger, different binary); a directory of its own keeps the two builds from
+/// replacing each other on every run.
+const SHIPPED_DIR: &str = "shipped";
 
 /// The binary to measure, built first unless told otherwise.
 pub fn locate(source: &Source) -> Result<PathBuf> {
     let binary = match source {
         Source::Given(path) => path.clone(),
         Source::Build | Source::AsBuilt => {
-            // This bench runs from <target>/release/deps/; the binary is <target>/release/.
+            // This bench runs from <target>/release/deps/.
             let exe = std::env::current_exe()?;
-            let release = exe
-                .parent()
-                .and_then(Path::parent)
+            let target = exe
+                .ancestors()
+                .nth(3)
                 .ok_or("cannot tell the target directory from the bench's own path")?;
+            let shipped = target.join(SHIPPED_DIR);
             if matches!(source, Source::Build) {
-                build(release.parent().unwrap_or(release))?;
+                build(&shipped)?;
             }
-            release.join(BINARY_NAME)
+            shipped.join("release").join(BINARY_NAME)
         }
     };
     if binary.is_file() {
         Ok(binary)
     } else {
-        Err(format!("no binary at {}", binary.display()).into())
+        Err(format!(
+            "no binary at {} (run without --no-build first)",
+            binary.display()
+        )
+        .into())
     }
 }
 
 fn build(target_dir: &Path) -> Result<()> {
     eprintln!(
-        "bench: cargo build --release --bin {BINARY_NAME} (LTO: a few minutes on 2 cores when it is not up to date)"
+        "bench: cargo build --release --bin {BINARY_NAME} --target-dir {} (LTO: a few minutes on 2 cores when it is not up to date)",
+        target_dir.display()
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)

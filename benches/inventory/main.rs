@@ -12,7 +12,7 @@
 //! Options: `--quick`, `--json PATH`, `--svg PATH` (the contention chart, `chart.rs`:
 //! decided/s and p50 latency against K, handler beside ceiling; needs that section),
 //! `--only contention,round-trips,cold-start,memory`, `--binary PATH` (measure this binary,
-//! don't build), `--no-build` (use the release binary as it is), `--seconds N` per
+//! don't build), `--no-build` (use target/shipped's binary as it is), `--seconds N` per
 //! contention phase, `--cold-starts N`, `--invocations N`.
 //! `DATABASE_URL` names the server; without it `scripts/postgres.sh` finds or starts one.
 //! The run uses a fresh database, `aeronode_bench`, dropped at the end unless a check failed.
