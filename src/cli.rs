@@ -68,7 +68,9 @@ pub enum OutboxAction {
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineAction {
-    /// Prints one JSON line per quarantined order: orderId, flightId, reason, quarantinedAt.
+    /// Prints one JSON line per quarantined order: orderId, flightId, reason, quarantinedAt;
+    /// then one per cancelled flight that only quarantined orders hold open: flightId,
+    /// cancelledAt, quarantinedOrders.
     List,
     /// Takes repaired orders out of quarantine (all of them when no id is given); the next
     /// sweep expires their lapsed holds. Prints how many.
@@ -128,6 +130,9 @@ pub async fn run(
         } => {
             for order in inventory::quarantined(session).await? {
                 writeln!(out, "{}", serde_json::to_string(&order)?)?;
+            }
+            for flight in inventory::cancellations_held(session).await? {
+                writeln!(out, "{}", serde_json::to_string(&flight)?)?;
             }
         }
         Command::Quarantine {

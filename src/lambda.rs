@@ -10,11 +10,13 @@ use lambda_runtime::tower::{Layer, Service};
 use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use metrics_cloudwatch_embedded::Collector;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use crate::deadline::{DEFAULT_MARGIN, Deadline};
 use crate::handler::{App, Handled, HandlerError};
+use crate::inbound::{self, UnreadableEvent};
 use crate::outbound::EventBus;
 
 impl From<HandlerError> for Diagnostic {
@@ -43,7 +45,10 @@ pub async fn run<B: EventBus + 'static>(
 ) -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(app);
     let cold = Arc::new(AtomicBool::new(true));
-    let handler = service_fn(move |event: LambdaEvent<Value>| {
+    // The payload is taken as raw text and read at the edge: read straight into a `Value`
+    // by the runtime, one lone surrogate escape anywhere would keep the handler from
+    // ever seeing the event (see src/inbound/payload.rs).
+    let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let app = Arc::clone(&app);
         let cold = Arc::clone(&cold);
         async move {
@@ -55,14 +60,21 @@ pub async fn run<B: EventBus + 'static>(
             // Boxed: the handler's state machine is deep enough to overflow the type-layout
             // recursion limit of the runtime's nested futures; one allocation per invocation.
             // An HTTP request gets its response object back; an event gets null.
-            let result = Box::pin(app.handle_until(event.payload, deadline))
-                .await
-                .map(|handled| match handled {
-                    Handled::Http(response) => {
-                        serde_json::to_value(response).unwrap_or(Value::Null)
-                    }
-                    _ => Value::Null,
-                });
+            let result = match inbound::read_payload(event.payload.get()) {
+                Ok(payload) => Box::pin(app.handle_until(payload, deadline))
+                    .await
+                    .map(|handled| match handled {
+                        Handled::Http(response) => {
+                            serde_json::to_value(response).unwrap_or(Value::Null)
+                        }
+                        _ => Value::Null,
+                    }),
+                Err(error) => {
+                    tracing::error!(error = %error, "unreadable payload; failing the invocation");
+                    crate::metrics::unreadable_event();
+                    Err(HandlerError::from(UnreadableEvent::NotAnEnvelope(error)))
+                }
+            };
             crate::metrics::handler_duration(started.elapsed());
             if let Some(Err(error)) = metrics.map(|c| c.flush(std::io::stdout().lock())) {
                 tracing::warn!(error = %error, "metrics could not be written");

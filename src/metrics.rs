@@ -95,3 +95,16 @@ pub fn unreadable_event() {
 pub fn conflicting_schedule() {
     counter!("ConflictingSchedules").increment(1);
 }
+
+/// Cancelled flights that only quarantined orders hold open, measured by the schedule: the
+/// rest of each is released and answered; these wait for an operator.
+pub fn cancellations_held_by_quarantine(flights: u64) {
+    histogram!("CancellationsHeldByQuarantine").record(flights as f64);
+}
+
+/// Departed flights past retention that retention left alone because something on them is
+/// not finished (an open cancellation, a quarantined order, a live hold, an undelivered
+/// answer), measured by the schedule's last retention call.
+pub fn retention_skipped(flights: u64) {
+    histogram!("RetentionSkippedFlights").record(flights as f64);
+}

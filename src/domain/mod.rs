@@ -5,6 +5,7 @@ mod flight;
 mod ids;
 mod reason;
 mod seat;
+pub mod text;
 
 pub use events::{
     BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OrderCloser, OutgoingEvent,

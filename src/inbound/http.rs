@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::FlightId;
+use crate::domain::text;
 
 /// What a request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +26,13 @@ pub struct HttpRequest {
     /// Upper case, as sent.
     pub method: String,
     pub resource: Resource,
-    /// The entity tags of `If-None-Match`, as sent.
+    /// The entity tags of `If-None-Match`, as sent; none if the header could not be a list
+    /// of entity tags (a control character, absurd length), so the full answer is sent.
     pub if_none_match: Option<String>,
 }
+
+/// Far more than any list of our entity tags.
+const MAX_IF_NONE_MATCH_LEN: usize = 4096;
 
 #[derive(Deserialize)]
 struct Event {
@@ -74,7 +79,11 @@ pub fn parse(payload: Value) -> Option<HttpRequest> {
     Some(HttpRequest {
         method: event.request_context.http.method.to_ascii_uppercase(),
         resource,
-        if_none_match: event.headers.get("if-none-match").cloned(),
+        if_none_match: event
+            .headers
+            .get("if-none-match")
+            .and_then(|tags| text::identifier(tags, MAX_IF_NONE_MATCH_LEN))
+            .map(str::to_owned),
     })
 }
 
@@ -115,6 +124,24 @@ mod tests {
 
         assert_eq!(malformed, Some(Resource::MalformedFlightId));
         assert_eq!(other, Some(Resource::Unknown));
+    }
+
+    #[test]
+    fn an_if_none_match_with_control_characters_is_ignored() {
+        for tags in [
+            "\"abc\"\u{0}",
+            "\"abc\"\r\nx-forged: 1",
+            &"\"a\",".repeat(2_000),
+        ] {
+            let mut request = request("GET", &format!("/flights/{FLIGHT}/seats"));
+            request["headers"]["if-none-match"] = json!(tags);
+
+            assert_eq!(
+                parse(request).map(|r| r.if_none_match),
+                Some(None),
+                "{tags:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::UnreadableEvent;
+use crate::domain::text;
 use crate::domain::{OrderId, ReleaseReason};
 
 /// Sell the seats the order holds.
@@ -35,10 +36,10 @@ pub(super) fn confirm(
     let payment_id = detail
         .get("paymentId")
         .and_then(Value::as_str)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_PAYMENT_ID_LEN)
+        .and_then(|id| text::identifier(id, MAX_PAYMENT_ID_LEN))
         .ok_or(UnreadableEvent::InvalidDetail {
             detail_type: DETAIL_TYPE,
-            problem: "paymentId must be a non-empty string of at most 128 characters",
+            problem: "paymentId must be 1 to 128 characters, none of them a control character",
         })?;
     Ok(ConfirmOrder {
         order_id,
@@ -87,6 +88,8 @@ mod tests {
             json!({"orderId": ORDER}),
             json!({"orderId": ORDER, "paymentId": ""}),
             json!({"orderId": ORDER, "paymentId": "p".repeat(129)}),
+            json!({"orderId": ORDER, "paymentId": "pay\u{0}1"}),
+            json!({"orderId": ORDER, "paymentId": "pay_1\r\nforged log line"}),
             json!({"paymentId": "pay_1"}),
         ] {
             assert!(confirm(&detail, "e".into()).is_err(), "{detail}");

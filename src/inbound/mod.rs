@@ -4,6 +4,7 @@
 pub mod http;
 mod lifecycle;
 mod order_created;
+mod payload;
 mod schedule;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -12,9 +13,11 @@ use serde_json::Value;
 pub use http::{HttpRequest, Resource};
 pub use lifecycle::{ConfirmOrder, ReleaseOrder};
 pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
+pub use payload::read_payload;
 pub use schedule::{CancelFlight, OpenFlight, RejectedSchedule};
 
 use crate::domain::ReleaseReason;
+use crate::domain::text::{self, FreeText};
 
 /// What an incoming event asks this service to do.
 #[derive(Clone, Debug)]
@@ -72,13 +75,10 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
     }
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(payload).map_err(UnreadableEvent::NotAnEnvelope)?;
+    // It is echoed as causationId and stored, so it must be kept exactly as sent.
     let causation_id = envelope
         .id
-        // It is echoed as causationId and stored: no control characters (a NUL could not
-        // be stored at all).
-        .filter(|id| {
-            !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && !id.chars().any(char::is_control)
-        })
+        .filter(|id| text::identifier(id, MAX_EVENT_ID_LEN).is_some())
         .ok_or(UnreadableEvent::NoEventId)?;
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("skyledger.orders", "OrderCreated") => Ok(Command::Reserve(order_created::parse(
@@ -114,9 +114,9 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
     }
 }
 
-/// Quotes of unknown input stay short in logs and errors.
+/// Quotes of unknown input stay short and clean in logs and errors.
 fn shorten(raw: &str) -> String {
-    raw.chars().take(64).collect()
+    FreeText::clean(raw, 64).into()
 }
 
 #[cfg(test)]
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn an_event_without_an_id_is_unreadable() {
-        for id in ["", "a\u{0}b", "line\nbreak"] {
+        for id in ["", "a\u{0}b", "line\nbreak", "\u{202e}dab"] {
             let mut payload = envelope("aws.events", "Scheduled Event", json!({}));
             payload["id"] = json!(id);
             assert!(

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::UnreadableEvent;
+use crate::domain::text;
 use crate::domain::{Cabin, FlightId, MAX_SEATS_PER_ORDER, OrderId, SeatRequest};
 
 /// Which seats an order asks for.
@@ -120,7 +121,8 @@ fn invalid_fingerprint(detail: &Value) -> String {
     )
 }
 
-/// Bad input is echoed back only within these bounds.
+/// Bad input is echoed back only within these bounds, and only as sent (see
+/// [`text::identifier`]): a seat that cannot be echoed exactly is left out.
 const ECHO_MAX_SEATS: usize = 32;
 const ECHO_MAX_SEAT_LEN: usize = 16;
 
@@ -216,7 +218,7 @@ fn echo(raw_seats: Option<&Vec<Value>>) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter(|seat| seat.len() <= ECHO_MAX_SEAT_LEN)
+        .filter_map(|seat| text::identifier(seat, ECHO_MAX_SEAT_LEN))
         .take(ECHO_MAX_SEATS)
         .map(str::to_owned)
         .collect()
@@ -357,5 +359,20 @@ mod tests {
         }));
         assert_eq!(answer.seats, vec!["1A".to_string()]);
         assert!(answer.problem.len() < 200);
+    }
+
+    #[test]
+    fn seats_with_unstorable_characters_are_refused_and_not_echoed_back() {
+        for seat in ["12A\u{0}", "\u{0}", "12\u{202e}A", "12A\r\n", "12A\u{7}"] {
+            let answer =
+                invalid(json!({"orderId": ORDER, "flightId": FLIGHT, "seats": ["1A", seat]}));
+
+            assert_eq!(answer.seats, vec!["1A".to_string()], "{seat:?}");
+            assert!(
+                !answer.problem.chars().any(text::is_unsafe),
+                "{:?} quotes {seat:?} as sent",
+                answer.problem
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::UnreadableEvent;
+use crate::domain::text::FreeText;
 use crate::domain::{FlightId, FlightSchedule, ScheduleParts, ScheduleRefusal};
 
 /// Open this flight and all its seats.
@@ -26,10 +27,13 @@ pub struct RejectedSchedule {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CancelFlight {
     pub flight_id: FlightId,
-    pub reason: Option<String>,
+    /// Free text from the schedule, kept with the flight: cleaned, never refused, so an
+    /// odd character cannot keep a flight from being cancelled.
+    pub reason: Option<FreeText>,
     pub causation_id: String,
 }
 
+/// The most of a cancellation's reason that is kept, in characters.
 const MAX_REASON_LEN: usize = 200;
 
 fn flight_id(detail: &Value, detail_type: &'static str) -> Result<FlightId, UnreadableEvent> {
@@ -88,7 +92,7 @@ pub(super) fn cancelled(
         reason: detail
             .get("reason")
             .and_then(Value::as_str)
-            .map(|reason| reason.chars().take(MAX_REASON_LEN).collect()),
+            .map(|reason| FreeText::clean(reason, MAX_REASON_LEN)),
         causation_id,
     })
 }
@@ -151,7 +155,26 @@ mod tests {
             "e".into(),
         );
 
-        assert!(matches!(&cancel, Ok(c) if c.reason.as_ref().is_some_and(|r| r.len() == 200)));
+        assert!(
+            matches!(&cancel, Ok(c) if c.reason.as_ref().is_some_and(|r| r.as_str().len() == 200))
+        );
         assert!(cancelled(&json!({"reason": "weather"}), "e".into()).is_err());
+    }
+
+    #[test]
+    fn a_cancellation_reason_the_database_cannot_store_is_cleaned_not_refused() {
+        let cancel = cancelled(
+            &json!({"flightId": FLIGHT, "reason": "crew\u{0}\r\nunavailable\u{202e}"}),
+            "e".into(),
+        );
+
+        assert_eq!(
+            cancel
+                .ok()
+                .and_then(|c| c.reason)
+                .map(String::from)
+                .as_deref(),
+            Some("crew\u{fffd}  unavailable\u{fffd}")
+        );
     }
 }

@@ -29,8 +29,8 @@ const CANCELLATION_BATCH: i64 = 50;
 /// A cancellation stops taking batches when the invocation has less than this left, to
 /// publish what it released; the schedule goes on from there.
 const KEEP_FOR_PUBLISHING: Duration = Duration::from_millis(1_500);
-/// Cancelled flights the schedule finishes per run.
-const OPEN_CANCELLATIONS_PER_RUN: i64 = 5;
+/// Cancelled flights the schedule reads per run (each one that can make progress).
+const OPEN_CANCELLATIONS_PER_RUN: i64 = 100;
 /// Rows deleted per retention call, and calls per run.
 const RETIRE_PER_CALL: i64 = 1_000;
 const RETIRE_CALLS_PER_RUN: usize = 20;
@@ -184,7 +184,7 @@ enum CloseOutcome {
 
 /// Releases the holds and sales of a cancelled flight, order by order, while the
 /// invocation has time, and closes the flight once nothing is live on it.
-pub async fn release_cancelled(
+async fn release_cancelled(
     session: &mut Session<'_>,
     flight_id: FlightId,
     causation_id: &str,
@@ -198,39 +198,62 @@ pub async fn release_cancelled(
             );
             return Ok(cancellation);
         }
-        let read: FlightOrders = session
-            .read(
-                READ_FLIGHT_ORDERS,
-                &serde_json::json!({"flightId": flight_id.as_uuid(), "limit": CANCELLATION_BATCH}),
-            )
-            .await?;
-        if let Some(closed) = read.closed {
-            cancellation.closed = Some(closed);
-            return Ok(cancellation);
-        }
-        cancellation.quarantined = read.quarantined as usize;
-        if read.orders.is_empty() {
-            cancellation.closed =
-                close(session, flight_id, read.orders_released, causation_id).await?;
-            return Ok(cancellation);
-        }
-        let mut progressed = false;
-        for order in &read.orders {
-            match release_order(session, order, ReleaseReason::FlightCancelled, causation_id)
-                .await?
-            {
-                Some(event) => {
-                    progressed = true;
-                    cancellation.released.push(event);
-                }
-                None => continue,
-            }
-        }
-        if !progressed {
-            // Every order changed under us or is set aside: the next run reads again.
+        let batch = release_batch(session, flight_id, causation_id).await?;
+        cancellation.released.extend(batch.released);
+        cancellation.quarantined = batch.quarantined;
+        if batch.closed.is_some() || !batch.progressed {
+            // Closed, or every order left changed under us or is set aside: the next
+            // run reads again.
+            cancellation.closed = batch.closed;
             return Ok(cancellation);
         }
     }
+}
+
+/// One batch of a cancellation.
+struct Batch {
+    released: Vec<OutgoingEvent>,
+    closed: Option<OutgoingEvent>,
+    quarantined: usize,
+    /// Released an order: another batch may find more.
+    progressed: bool,
+}
+
+/// Reads the next orders of a cancelled flight to release (never a quarantined one) and
+/// releases them; with none left, closes the flight if nothing live is left on it.
+async fn release_batch(
+    session: &mut Session<'_>,
+    flight_id: FlightId,
+    causation_id: &str,
+) -> Result<Batch, InventoryError> {
+    let read: FlightOrders = session
+        .read(
+            READ_FLIGHT_ORDERS,
+            &serde_json::json!({"flightId": flight_id.as_uuid(), "limit": CANCELLATION_BATCH}),
+        )
+        .await?;
+    let mut batch = Batch {
+        released: Vec::new(),
+        closed: read.closed,
+        quarantined: read.quarantined as usize,
+        progressed: false,
+    };
+    if batch.closed.is_some() {
+        return Ok(batch);
+    }
+    if read.orders.is_empty() {
+        batch.closed = close(session, flight_id, read.orders_released, causation_id).await?;
+        return Ok(batch);
+    }
+    for order in &read.orders {
+        if let Some(event) =
+            release_order(session, order, ReleaseReason::FlightCancelled, causation_id).await?
+        {
+            batch.progressed = true;
+            batch.released.push(event);
+        }
+    }
+    Ok(batch)
 }
 
 async fn close(
@@ -259,24 +282,51 @@ async fn close(
     })
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenCancellations {
+    /// Cancelled flights that can make progress, oldest cancellation first.
+    flights: Vec<Uuid>,
+    /// Cancelled flights only quarantined orders hold open.
+    held_by_quarantine: u64,
+}
+
 /// The schedule finishes cancellations an invocation ran out of time for: the
 /// `SeatReleased` of the orders it released and the `FlightInventoryClosed` of the flights
-/// it closed.
+/// it closed. Every cancelled flight that can make progress gets one batch per round, in
+/// turn, while time lasts, so none waits behind another; flights that only quarantined
+/// orders hold open are counted, not read.
 pub async fn finish_cancellations(
     session: &mut Session<'_>,
     causation_id: &str,
 ) -> Result<Vec<OutgoingEvent>, InventoryError> {
-    let flights: Vec<Uuid> = session
+    let open: OpenCancellations = session
         .read(
             CANCELLED_OPEN_FLIGHTS,
             &serde_json::json!({"limit": OPEN_CANCELLATIONS_PER_RUN}),
         )
         .await?;
+    crate::metrics::cancellations_held_by_quarantine(open.held_by_quarantine);
+    if open.held_by_quarantine > 0 {
+        tracing::warn!(
+            flights = open.held_by_quarantine,
+            "cancelled flights held open by quarantined orders alone; see `quarantine list`"
+        );
+    }
     let mut events = Vec::new();
-    for flight in flights {
-        let done = release_cancelled(session, FlightId::from(flight), causation_id).await?;
-        events.extend(done.released);
-        events.extend(done.closed);
+    let mut waiting: Vec<FlightId> = open.flights.into_iter().map(FlightId::from).collect();
+    while !waiting.is_empty() && session.deadline().remaining() >= KEEP_FOR_PUBLISHING {
+        let mut still_waiting = Vec::new();
+        for flight in waiting {
+            let done = release_batch(session, flight, causation_id).await?;
+            events.extend(done.released);
+            if done.closed.is_some() {
+                events.extend(done.closed);
+            } else if done.progressed {
+                still_waiting.push(flight);
+            }
+        }
+        waiting = still_waiting;
     }
     Ok(events)
 }
@@ -285,6 +335,8 @@ pub async fn finish_cancellations(
 #[serde(rename_all = "camelCase")]
 struct Retired {
     deleted: u64,
+    /// Departed flights past retention left alone, by what is unfinished on them.
+    skipped: std::collections::BTreeMap<String, u64>,
 }
 
 /// Deletes the flights that departed more than `retention_days` ago, rows and all, oldest
@@ -303,6 +355,11 @@ pub async fn retire(session: &mut Session<'_>, retention_days: u32) -> Result<u6
             .await?;
         deleted += retired.deleted;
         if retired.deleted == 0 {
+            let skipped: u64 = retired.skipped.values().sum();
+            crate::metrics::retention_skipped(skipped);
+            if skipped > 0 {
+                tracing::warn!(flights = skipped, reasons = ?retired.skipped, "retention skipped unfinished departed flights");
+            }
             break;
         }
     }

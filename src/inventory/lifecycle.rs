@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::InventoryError;
 use super::sql::{
-    self, Close, Hold, Order, OrderKey, OrderRead, QuarantinedOrder, ReadLapsed, Transition,
-    Transitioned,
+    self, Close, HeldCancellation, Hold, Order, OrderKey, OrderRead, QuarantinedOrder, ReadLapsed,
+    Transition, Transitioned,
 };
 use crate::db::{DbError, Session};
 use crate::domain::{
@@ -526,6 +526,15 @@ pub async fn quarantined(
 ) -> Result<Vec<QuarantinedOrder>, InventoryError> {
     Ok(session
         .read(sql::QUARANTINED, &serde_json::json!({}))
+        .await?)
+}
+
+/// The cancelled flights that only quarantined orders hold open, for an operator.
+pub async fn cancellations_held(
+    session: &mut Session<'_>,
+) -> Result<Vec<HeldCancellation>, InventoryError> {
+    Ok(session
+        .read(sql::CANCELLATIONS_HELD, &serde_json::json!({}))
         .await?)
 }
 

@@ -17,8 +17,8 @@ use crate::domain::{OrderCloser, OutgoingEvent};
 
 pub use flights::{Cancellation, Opening, cancel, finish_cancellations, open, retire};
 pub use lifecycle::{
-    Confirmation, Expiry, Release, confirm, expire_lapsed_holds, quarantined, release,
-    release_quarantine,
+    Confirmation, Expiry, Release, cancellations_held, confirm, expire_lapsed_holds, quarantined,
+    release, release_quarantine,
 };
 pub use reserve::{refuse_invalid, reserve};
 

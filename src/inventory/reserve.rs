@@ -2,12 +2,12 @@
 
 use uuid::Uuid;
 
-use super::sql::{self, ReadSeat, RequestRead, Reserved, SeatAt};
+use super::sql::{self, ReadSeat, RequestRead, Reserved, SeatAt, Standing};
 use super::{InventoryError, LockTtl, Reservation, lifecycle, pick};
 use crate::db::Session;
 use crate::domain::{
-    Cabin, FailureReason, HeldSeat, OrderId, SeatNumber, SeatRequest, SeatReservationFailed,
-    SeatReserved, SeatStatus,
+    Cabin, FailureReason, FlightStatus, HeldSeat, OrderId, SeatNumber, SeatRequest,
+    SeatReservationFailed, SeatReserved,
 };
 use crate::inbound::{InvalidOrder, ReserveSeats, SeatSelection};
 use crate::metrics;
@@ -151,7 +151,7 @@ fn lapsed_holders(seats: &[ReadSeat], selection: &SeatSelection) -> Vec<Uuid> {
         SeatSelection::Any { count, .. } => {
             let free = seats
                 .iter()
-                .filter(|s| s.status == SeatStatus::Available)
+                .filter(|s| s.standing == Standing::Free)
                 .count();
             lapsed
                 .take(usize::from(*count).saturating_sub(free))
@@ -198,20 +198,20 @@ fn decide(
     attempt: u32,
 ) -> Decision {
     let flight = request.flight_id;
-    if read.cancelled == Some(true) {
-        let message = format!("flight {flight} was cancelled");
-        return refuse(FailureReason::FlightCancelled, Vec::new(), message);
-    }
-    match read.departed {
+    match read.flight {
         None => {
             let message = format!("flight {flight} does not exist");
             return refuse(FailureReason::FlightNotFound, Vec::new(), message);
         }
-        Some(true) => {
+        Some(FlightStatus::Cancelled) => {
+            let message = format!("flight {flight} was cancelled");
+            return refuse(FailureReason::FlightCancelled, Vec::new(), message);
+        }
+        Some(FlightStatus::Departed) => {
             let message = format!("flight {flight} has already departed");
             return refuse(FailureReason::FlightDeparted, Vec::new(), message);
         }
-        Some(false) => {}
+        Some(FlightStatus::Scheduled) => {}
     }
     match &request.seats {
         SeatSelection::Explicit(seats) => decide_seats(request, seats, read),
@@ -219,7 +219,7 @@ fn decide(
             let free: Vec<HeldSeat> = read
                 .seats
                 .iter()
-                .filter(|s| s.status == SeatStatus::Available)
+                .filter(|s| s.standing == Standing::Free)
                 .map(held)
                 .collect();
             let untried: Vec<HeldSeat> = free
@@ -271,7 +271,7 @@ fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &RequestRead)
     let requested: Vec<&ReadSeat> = seats.seats().iter().filter_map(found).collect();
     let taken: Vec<String> = requested
         .iter()
-        .filter(|s| s.status != SeatStatus::Available)
+        .filter(|s| s.standing != Standing::Free)
         .map(|s| s.seat_number.to_string())
         .collect();
     if !taken.is_empty() {
@@ -388,11 +388,11 @@ mod tests {
         }
     }
 
-    fn seat(number: &str, status: SeatStatus) -> ReadSeat {
+    fn seat(number: &str, standing: Standing) -> ReadSeat {
         ReadSeat {
             seat_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, number.as_bytes()),
             seat_number: SeatNumber::parse(number).unwrap_or_else(|| unreachable!()),
-            status,
+            standing,
             version: 3,
             lapsed_holder: None,
         }
@@ -401,8 +401,7 @@ mod tests {
     fn read(seats: Vec<ReadSeat>) -> RequestRead {
         RequestRead {
             read_at: Utc::now(),
-            departed: Some(false),
-            cancelled: Some(false),
+            flight: Some(FlightStatus::Scheduled),
             earlier: None,
             seats,
         }
@@ -425,8 +424,8 @@ mod tests {
     #[test]
     fn free_seats_are_taken_at_the_versions_read() {
         let read = read(vec![
-            seat("12A", SeatStatus::Available),
-            seat("12B", SeatStatus::Available),
+            seat("12A", Standing::Free),
+            seat("12B", Standing::Free),
         ]);
 
         let decision = decide(&explicit(&["12B", "12A"]), &read, &[], 0);
@@ -441,8 +440,8 @@ mod tests {
     #[test]
     fn one_seat_gone_refuses_all_of_them_and_names_it() {
         let read = read(vec![
-            seat("12A", SeatStatus::Available),
-            seat("12B", SeatStatus::Booked),
+            seat("12A", Standing::Free),
+            seat("12B", Standing::Taken),
         ]);
 
         let decided = refusal(decide(&explicit(&["12A", "12B"]), &read, &[], 0));
@@ -455,7 +454,7 @@ mod tests {
 
     #[test]
     fn a_missing_seat_comes_before_a_taken_one() {
-        let read = read(vec![seat("12A", SeatStatus::Locked)]);
+        let read = read(vec![seat("12A", Standing::Taken)]);
 
         let decided = refusal(decide(&explicit(&["12A", "40A"]), &read, &[], 0));
 
@@ -463,15 +462,13 @@ mod tests {
     }
 
     #[test]
-    fn the_flight_decides_first_cancelled_then_missing_then_departed() {
+    fn only_a_scheduled_flight_is_decided_on_its_seats() {
         let mut cancelled = read(Vec::new());
-        cancelled.cancelled = Some(true);
-        cancelled.departed = Some(true);
+        cancelled.flight = Some(FlightStatus::Cancelled);
         let mut missing = read(Vec::new());
-        missing.departed = None;
-        missing.cancelled = None;
+        missing.flight = None;
         let mut departed = read(Vec::new());
-        departed.departed = Some(true);
+        departed.flight = Some(FlightStatus::Departed);
         let order = explicit(&["1A"]);
 
         assert_eq!(
@@ -491,10 +488,10 @@ mod tests {
     #[test]
     fn an_any_seat_order_avoids_seats_lost_to_others_while_it_has_a_choice() {
         let free = vec![
-            seat("10A", SeatStatus::Available),
-            seat("10B", SeatStatus::Available),
-            seat("11A", SeatStatus::Available),
-            seat("11B", SeatStatus::Available),
+            seat("10A", Standing::Free),
+            seat("10B", Standing::Free),
+            seat("11A", Standing::Free),
+            seat("11B", Standing::Free),
         ];
         let lost: Vec<Uuid> = free[..2].iter().map(|s| s.seat_id).collect();
         let read = read(free);
@@ -519,9 +516,9 @@ mod tests {
     fn only_the_lapsed_holders_an_order_needs_are_expired() {
         let holder = |n: u128| Some(Uuid::from_u128(n));
         let mut seats = vec![
-            seat("10A", SeatStatus::Available),
-            seat("10B", SeatStatus::Locked),
-            seat("10C", SeatStatus::Locked),
+            seat("10A", Standing::Free),
+            seat("10B", Standing::Lapsed),
+            seat("10C", Standing::Lapsed),
         ];
         seats[1].lapsed_holder = holder(1);
         seats[2].lapsed_holder = holder(2);

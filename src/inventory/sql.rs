@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::db::Function;
 use crate::domain::{
-    Cabin, HeldSeat, HoldStatus, OrderCloser, OutgoingEvent, SeatNumber, SeatStatus,
+    Cabin, FlightStatus, HeldSeat, HoldStatus, OrderCloser, OutgoingEvent, SeatNumber, SeatStatus,
 };
 
 /// The optimistic read of an `OrderCreated`.
@@ -29,6 +29,8 @@ pub const TRANSITION: Function = Function::named("inventory_transition");
 pub const QUARANTINE: Function = Function::named("inventory_quarantine");
 pub const QUARANTINED: Function = Function::named("inventory_quarantined");
 pub const RELEASE_QUARANTINE: Function = Function::named("inventory_release_quarantine");
+/// Cancelled flights that only quarantined orders hold open.
+pub const CANCELLATIONS_HELD: Function = Function::named("inventory_cancellations_held");
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,11 +49,9 @@ pub struct ReadRequest<'a> {
 pub struct RequestRead {
     /// The decision time: holds last the TTL from it.
     pub read_at: DateTime<Utc>,
-    /// `None`: no such flight.
-    pub departed: Option<bool>,
-    /// `Some(true)`: the schedule cancelled the flight.
-    #[serde(default)]
-    pub cancelled: Option<bool>,
+    /// `None`: no such flight. Only a scheduled flight accepts holds
+    /// (`inventory_flight_status`).
+    pub flight: Option<FlightStatus>,
     /// The order was seen before.
     pub earlier: Option<Earlier>,
     pub seats: Vec<ReadSeat>,
@@ -71,10 +71,24 @@ pub struct Earlier {
 pub struct ReadSeat {
     pub seat_id: Uuid,
     pub seat_number: SeatNumber,
-    pub status: SeatStatus,
+    pub standing: Standing,
     pub version: i32,
     /// The order holding it by a hold past its expiry, which may be expired to take it.
     pub lapsed_holder: Option<Uuid>,
+}
+
+/// Whether a reservation can take a seat, as `inventory_seat_standing` defines it once for
+/// every path (the seat map shows the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Standing {
+    /// Available and nobody's: taken at its version.
+    Free,
+    /// Held by a lapsed hold of an order that is not quarantined: free once that order's
+    /// holds are expired.
+    Lapsed,
+    /// Anything else.
+    Taken,
 }
 
 #[derive(Serialize)]
@@ -267,4 +281,14 @@ pub struct QuarantinedOrder {
     pub flight_id: Option<Uuid>,
     pub reason: String,
     pub quarantined_at: DateTime<Utc>,
+}
+
+/// A cancelled flight that only quarantined orders hold open: every other order of it was
+/// released and answered; it closes once an operator repairs these.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldCancellation {
+    pub flight_id: Uuid,
+    pub cancelled_at: DateTime<Utc>,
+    pub quarantined_orders: u64,
 }

@@ -78,7 +78,8 @@ struct Queued {
     request_id: String,
     trace_id: String,
     deadline: Duration,
-    event: Value,
+    /// The event as the body of `/next`: JSON text, as Lambda sends it.
+    body: Vec<u8>,
 }
 
 impl RuntimeApi {
@@ -119,6 +120,18 @@ impl RuntimeApi {
 
     /// Queues the event; the binary gets `deadline` from when a `/next` hands it out.
     pub fn submit_with_deadline(&self, event: Value, deadline: Duration) -> Pending {
+        let body = serde_json::to_vec(&event).unwrap_or_default();
+        self.queue(body, deadline)
+    }
+
+    /// Queues an event given as raw JSON text, sent exactly so: text that no `Value` can
+    /// hold, such as a lone surrogate escape (`"\ud800"`), reaches the function as it would
+    /// from Lambda.
+    pub fn submit_raw(&self, body: &str) -> Pending {
+        self.queue(body.as_bytes().to_vec(), DEFAULT_DEADLINE)
+    }
+
+    fn queue(&self, body: Vec<u8>, deadline: Duration) -> Pending {
         let request_id = Uuid::new_v4().to_string();
         let trace_id = trace_id(SystemTime::now());
         let (answer, outcome) = oneshot::channel();
@@ -128,7 +141,7 @@ impl RuntimeApi {
             request_id: request_id.clone(),
             trace_id: trace_id.clone(),
             deadline,
-            event,
+            body,
         });
         Pending {
             request_id,
@@ -283,8 +296,7 @@ impl Shared {
             ("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN),
             ("Lambda-Runtime-Trace-Id", queued.trace_id.as_str()),
         ];
-        let body = serde_json::to_vec(&queued.event).unwrap_or_default();
-        respond(StatusCode::OK, JSON, &headers, body)
+        respond(StatusCode::OK, JSON, &headers, queued.body)
     }
 
     /// Routes the answer to its invocation; Lambda refuses an id it is not waiting on.

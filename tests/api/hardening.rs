@@ -109,7 +109,7 @@ async fn a_corrupted_order_is_quarantined_and_the_healthy_lapsed_ones_beside_it_
     migrator = "aeronode_inventory::db::MIGRATOR",
     fixtures(path = "../fixtures", scripts("flights"))
 )]
-async fn a_reservation_wanting_a_corrupted_orders_seat_quarantines_it_and_is_answered(
+async fn a_reservation_wanting_a_corrupted_orders_seat_is_refused_and_the_sweep_quarantines_it(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
@@ -119,10 +119,14 @@ async fn a_reservation_wanting_a_corrupted_orders_seat_quarantines_it_and_is_ans
     let_the_holds_lapse().await;
     corrupt(&app, "11A").await;
 
+    // A lapsed hold that cannot be closed consistently does not free its seat: the
+    // reservation is refused, as the seat map shows, and the sweep sets the order aside.
     let (detail_type, detail) = app.answer(order_created(Uuid::new_v4(), &["11A"])).await;
+    let swept = sweep(&app).await;
 
     assert_eq!(detail_type, DetailType::SeatReservationFailed);
     assert_eq!(detail["reason"], "SEAT_UNAVAILABLE");
+    assert_eq!(swept.orders_quarantined, 1, "{swept:?}");
     let quarantined: Vec<Uuid> =
         sqlx::query_scalar("SELECT order_id FROM reservations WHERE quarantined_at IS NOT NULL")
             .fetch_all(&app.db)

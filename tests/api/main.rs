@@ -12,11 +12,14 @@ mod eventbridge;
 mod flights;
 mod hardening;
 mod helpers;
+mod hostile_text;
 mod idempotency;
 mod lifecycle;
 mod outbox;
+mod plans;
 mod rds_iam;
 mod reserve;
+mod rules;
 mod schemas;
 
 /// Logs stay quiet unless TEST_LOG is set.
