@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Lints template.yaml with cfn-lint and `sam validate --lint`; fails on any finding.
+# Lints template.yaml with cfn-lint and `sam validate --lint`; fails on any finding. Then
+# checks that events/sam-local-env.json (the `sam local --env-vars` file) names exactly
+# the variables each function of the template declares: sam local ignores any other, and
+# a declared one the file leaves out would keep its AWS value.
 #
 # Usage:
 #   scripts/check-template.sh           lint only (no AWS account or credentials needed)
 #   scripts/check-template.sh --build   lint, then `sam build` (compiles the arm64 bootstrap;
 #                                       without the aarch64 Rust target, an x86_64 copy)
 #   TEMPLATE=other.yaml scripts/check-template.sh   lint another file (used to test this script)
+#   SAM_LOCAL_ENV=other.json scripts/check-template.sh   check another env-vars file
 set -euo pipefail
 
 case "${1:-}" in
@@ -31,6 +35,61 @@ cfn-lint "$template"
 # sam validate --lint runs cfn-lint again through SAM's own translator version.
 log "sam validate --lint"
 sam validate --lint --template "$template"
+
+env_vars="${SAM_LOCAL_ENV:-events/sam-local-env.json}"
+log "$env_vars names what each function of $template declares"
+# cfn-lint's own loader reads the short forms (!Ref, !Sub…), as the lint above did.
+python3 - "$template" "$env_vars" <<'PY'
+import json
+import sys
+
+from cfnlint.decode import decode
+
+template_path, env_path = sys.argv[1:]
+template, errors = decode(template_path)
+if errors or template is None:
+    sys.exit(f"cannot read {template_path}: {errors}")
+
+
+def variables(properties):
+    return set(((properties or {}).get("Environment") or {}).get("Variables") or {})
+
+
+shared = variables((template.get("Globals") or {}).get("Function"))
+declared = {
+    name: shared | variables(resource.get("Properties"))
+    for name, resource in (template.get("Resources") or {}).items()
+    if resource.get("Type") == "AWS::Serverless::Function"
+}
+with open(env_path) as file:
+    given = json.load(file)
+
+problems = []
+for name in sorted(set(given) - set(declared)):
+    problems.append(f"{name} is not a function of {template_path}")
+for name, names in sorted(declared.items()):
+    if name not in given:
+        problems.append(f"{name} is missing; it declares {', '.join(sorted(names))}")
+        continue
+    if not isinstance(given[name], dict):
+        problems.append(f"{name} must be an object of variable names and values")
+        continue
+    missing = sorted(names - set(given[name]))
+    extra = sorted(set(given[name]) - names)
+    if missing:
+        problems.append(
+            f"{name} lacks {', '.join(missing)}: declared in {template_path}, "
+            "so sam local would run with the value meant for AWS"
+        )
+    if extra:
+        problems.append(
+            f"{name} has {', '.join(extra)}: not declared for it in {template_path}, "
+            "so sam local would ignore it"
+        )
+for problem in problems:
+    print(f"check-template.sh: {env_path}: {problem}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
 
 if [[ "${1:-}" == "--build" ]]; then
     # The rust-cargolambda build method runs `cargo lambda build --release --arm64`;

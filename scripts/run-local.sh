@@ -60,7 +60,16 @@ export PATH="$TOOLS_BIN:$PATH"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
 
 local_db="aeronode_local"
-local_url="${DATABASE_URL%/*}/$local_db"
+# The binary verifies the server's certificate unless the URL says otherwise; the local
+# server has none to verify, so TLS is off by name, unless the URL names an sslmode.
+server_url="${DATABASE_URL%%\?*}"
+query="${DATABASE_URL#"$server_url"}"
+case "$query" in
+    *sslmode=*) ;;
+    "") query="?sslmode=disable" ;;
+    *) query="$query&sslmode=disable" ;;
+esac
+local_url="${server_url%/*}/$local_db$query"
 if $reset; then
     log "dropping $local_db"
     psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $local_db WITH (FORCE)"
@@ -71,8 +80,14 @@ if [[ "$(psql "$DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$
 fi
 
 log "building the service (the first time: two to three minutes)"
-cargo build --bin aeronode-inventory
-binary="target/debug/aeronode-inventory"
+# Where cargo put it (CARGO_TARGET_DIR, .cargo/config.toml's target-dir…), as cargo says.
+binary="$(cargo build --bin aeronode-inventory --message-format=json-render-diagnostics |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "aeronode-inventory":
+        print(m["executable"])')"
+[[ -x "$binary" ]] || die "cargo build named no aeronode-inventory executable"
 DATABASE_URL="$local_url" RUST_LOG=warn "$binary" migrate >/dev/null
 psql "$local_url" -q -v ON_ERROR_STOP=1 -f database/seeds/0001_demo_flight.sql
 

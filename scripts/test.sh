@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine, installing or starting what it needs:
-# PostgreSQL (scripts/postgres.sh), the Python tools in .tools/venv (scripts/tools.sh).
+# PostgreSQL (scripts/postgres.sh), the Python tools in .tools/venv (scripts/tools.sh),
+# PgBouncer (scripts/pgbouncer.sh) for a second pass of the integration and end-to-end tests.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -26,6 +27,13 @@ psql "$DATABASE_URL" -q -c "DROP DATABASE $scratch"
 log "cargo test (unit, integration on real PostgreSQL, end to end on the real binary, the test stubs)"
 # Benchmarks are not tests: they run on their own (BENCHMARKS.md).
 cargo test --workspace --lib --bins --tests
+
+log "integration and end-to-end tests again, the service through PgBouncer in transaction pooling mode"
+# As RDS Proxy multiplexes, each transaction goes to whichever server connection is free:
+# anything left on a session (a prepared statement, a SET, an advisory lock) breaks here.
+# The tests still create, read and drop their databases directly.
+pooler="$(bash scripts/pgbouncer.sh | tail -n1)"
+AERONODE_VIA_POOLER="${pooler#POOLER_URL=}" cargo test --test api
 
 log "template checks and the SAM build"
 bash scripts/check-template.sh --build

@@ -35,7 +35,9 @@ pub enum Command {
     /// Applies database/migrations and exits; already applied ones are skipped, so running
     /// it twice is safe. Migrations never run on a cold start.
     Migrate,
-    /// Outbox entries the bus kept rejecting, parked after OUTBOX_MAX_ATTEMPTS.
+    /// Outbox entries the bus kept refusing for OUTBOX_PARK_AFTER, or refused for good:
+    /// one JSON line each (eventId, orderId or flightId, detailType, attempts, lastError,
+    /// failingSince, parkedAt).
     Outbox {
         #[command(subcommand)]
         action: OutboxAction,

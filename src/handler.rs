@@ -32,6 +32,8 @@ pub struct Settings {
     pub relay: RelayPolicy,
     /// Departed flights are deleted this many days after departure.
     pub flight_retention_days: u32,
+    /// What this function serves (`FUNCTION_MODE`).
+    pub serves: Serves,
 }
 
 impl Default for Settings {
@@ -40,8 +42,19 @@ impl Default for Settings {
             lock_ttl: LockTtl::from_seconds(900),
             relay: RelayPolicy::default(),
             flight_retention_days: 30,
+            serves: Serves::Everything,
         }
     }
+}
+
+/// What one deployment of the binary serves: the inventory function everything, the
+/// availability function only the seat map over HTTP (it connects as a role that can only
+/// read, and refuses any other payload before it touches the database).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Serves {
+    #[default]
+    Everything,
+    SeatMapOnly,
 }
 
 /// The service: built once per cold start, borrowed by every invocation.
@@ -107,6 +120,9 @@ pub enum HandlerError {
     /// A `FlightScheduled` with other content for a flight that exists: not applied.
     #[error("flight {0} exists with another schedule (or was loaded without one); not applied")]
     ConflictingSchedule(FlightId),
+    /// The availability function was sent something other than a seat-map request.
+    #[error("this function only answers GET /flights/{{flightId}}/seats; {0} is not served here")]
+    NotServedHere(&'static str),
 }
 
 impl HandlerError {
@@ -117,7 +133,8 @@ impl HandlerError {
             Self::Unreadable(_)
             | Self::Serialize(_)
             | Self::ConflictingOrder { .. }
-            | Self::ConflictingSchedule(_) => false,
+            | Self::ConflictingSchedule(_)
+            | Self::NotServedHere(_) => false,
             Self::Inventory(error) => error.is_retryable(),
             Self::Outbox(error) => error.is_retryable(),
             Self::Database(error) => error.is_retryable(),
@@ -152,6 +169,7 @@ impl HandlerError {
             Self::Outbox(OutboxError::Publish(_)) => "PublishFailed".into(),
             Self::ConflictingOrder { .. } => "ConflictingOrder".into(),
             Self::ConflictingSchedule(_) => "ConflictingSchedule".into(),
+            Self::NotServedHere(_) => "NotServedHere".into(),
         }
     }
 }
@@ -201,6 +219,11 @@ impl<B: EventBus> App<B> {
             metrics::unreadable_event();
         })?;
         let http = matches!(command, Command::Http(_));
+        if self.settings.serves == Serves::SeatMapOnly && !http {
+            let error = HandlerError::NotServedHere(command.name());
+            tracing::error!(error = %error, "not a seat-map request; refused");
+            return Err(error);
+        }
         let result = match self.database.session(deadline).await {
             Ok(mut session) => self.dispatch_with_retries(&mut session, command).await,
             Err(error) => Err(error.into()),
@@ -574,7 +597,10 @@ impl<B: EventBus> App<B> {
         events: Vec<OutgoingEvent>,
     ) -> Result<(), HandlerError> {
         outbox::publish(session, &self.bus, &events, &self.settings.relay).await?;
-        session.flush_marks(false).await?;
+        // Marked now, in a commit that does not wait for the WAL flush, so that no relay,
+        // on this instance or another, sends the answer again: at low traffic the next
+        // write of this instance may be minutes away.
+        session.flush_marks(true).await?;
         Ok(())
     }
 }

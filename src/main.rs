@@ -89,14 +89,20 @@ async fn serve(config: Config, command: Option<Command>) -> Result<(), lambda_ru
         Some(aws) => aws,
         None => aws_config().await,
     };
-    let bus = EventBridgeBus::new(
-        aws_sdk_eventbridge::Client::new(&aws),
-        config.event_bus_name,
-    );
+    let client = match &config.event_bus_endpoint {
+        Some(endpoint) => aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&aws)
+                .endpoint_url(endpoint)
+                .build(),
+        ),
+        None => aws_sdk_eventbridge::Client::new(&aws),
+    };
+    let bus = EventBridgeBus::new(client, config.event_bus_name);
     let settings = Settings {
         lock_ttl: config.lock_ttl,
         relay: config.relay,
         flight_retention_days: config.flight_retention_days,
+        serves: config.serves,
     };
     let metrics = metrics::install()
         .inspect_err(|error| tracing::warn!(error = %error, "metrics are off"))

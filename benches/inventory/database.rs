@@ -56,6 +56,32 @@ pub fn without_tls(url: &str) -> String {
     format!("{base}?{}", parameters.join("&"))
 }
 
+/// `url`'s database and user, reached through the pooler at `pooler`
+/// (`postgres://user@host:port`), without TLS: PgBouncer's local listener is plain TCP.
+pub fn through(pooler: &str, url: &str) -> String {
+    let database = url
+        .split_once('?')
+        .map_or(url, |(base, _)| base)
+        .rsplit_once('/')
+        .map_or("", |(_, name)| name);
+    format!(
+        "{}/{database}?sslmode=disable",
+        pooler.trim_end_matches('/')
+    )
+}
+
+/// The URL with the `sslmode` it names, else `sslmode=prefer`: sqlx's default, which the
+/// in-process instances use and BENCHMARKS.md measured. Without a mode in the URL the
+/// binary would verify the certificate, and a local server's is self-signed, if any.
+pub fn tls_as_measured(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut parameters: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if !parameters.iter().any(|p| p.starts_with("sslmode=")) {
+        parameters.push("sslmode=prefer");
+    }
+    format!("{base}?{}", parameters.join("&"))
+}
+
 pub struct BenchDb {
     /// What every simulated instance connects with (as `DATABASE_URL` says).
     pub options: PgConnectOptions,
@@ -90,7 +116,7 @@ impl BenchDb {
         db::MIGRATOR.run(&admin).await?;
         Ok(Self {
             options,
-            url: with_database(server_url, name),
+            url: tls_as_measured(&with_database(server_url, name)),
             admin,
             server,
             name: name.to_owned(),

@@ -236,6 +236,16 @@ async fn run(options: Options) -> Result<bool> {
                 consistent &= cold.consistency.is_ok();
                 results.cold_start_plain = Some(cold);
             }
+            // Behind RDS Proxy a cold start borrows a warm server connection: PgBouncer in
+            // transaction mode (`bash scripts/pgbouncer.sh`) is the stand-in. The first run
+            // warms its pool; every later one finds a server connection waiting.
+            if let Ok(pooler) = std::env::var("BENCH_POOLER_URL") {
+                let url = database::through(&pooler, &db.url);
+                let through = (report::POOLER, url.as_str());
+                let cold = binary::cold_starts(binary, through, &db, &events, &stub, runs).await?;
+                consistent &= cold.consistency.is_ok();
+                results.cold_start_pooler = Some(cold);
+            }
         }
         if want(Section::Memory) {
             let memory =

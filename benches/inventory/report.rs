@@ -271,8 +271,14 @@ pub struct Results {
     pub cold_start: Option<ColdStarts>,
     /// The same without TLS to the database, when the run's connection used TLS.
     pub cold_start_plain: Option<ColdStarts>,
+    /// The same through PgBouncer in transaction mode with warm server connections (the
+    /// RDS Proxy case), when `BENCH_POOLER_URL` names one.
+    pub cold_start_pooler: Option<ColdStarts>,
     pub memory: Option<Memory>,
 }
+
+/// The connection label of the cold starts through the pooler.
+pub const POOLER: &str = "PgBouncer, transaction mode, warm server connections";
 
 /// One line of the targets table.
 struct Verdict {
@@ -316,6 +322,7 @@ impl Results {
                 .cold_start
                 .iter()
                 .chain(&self.cold_start_plain)
+                .chain(&self.cold_start_pooler)
                 .all(|c| c.consistency.is_ok())
             && self.memory.as_ref().is_none_or(|m| m.consistency.is_ok())
     }
@@ -368,13 +375,20 @@ impl Results {
                 met: init <= TARGET_INIT,
             });
         }
-        for cold in self.cold_start.iter().chain(&self.cold_start_plain) {
+        for cold in self
+            .cold_start
+            .iter()
+            .chain(&self.cold_start_plain)
+            .chain(&self.cold_start_pooler)
+        {
             let first = cold.first_invocation_median();
             verdicts.push(Verdict {
-                figure: if cold.connection == "plain TCP" {
-                    "exec → first invocation complete, median, plain TCP to the database"
-                } else {
-                    "exec → first invocation complete over TLS, median"
+                figure: match cold.connection {
+                    "plain TCP" => {
+                        "exec → first invocation complete, median, plain TCP to the database"
+                    }
+                    POOLER => "exec → first invocation complete, median, through PgBouncer (warm)",
+                    _ => "exec → first invocation complete over TLS, median",
                 },
                 target: format!("≤ {} ms", TARGET_FIRST_INVOCATION.as_millis()),
                 measured: format!("{:.1} ms", ms(first)),
@@ -604,7 +618,12 @@ impl Results {
         if self.cold_start.is_some() || self.binary.is_some() {
             let _ = writeln!(out, "### 3. Cold start and size of the release binary\n");
         }
-        for cold in self.cold_start.iter().chain(&self.cold_start_plain) {
+        for cold in self
+            .cold_start
+            .iter()
+            .chain(&self.cold_start_plain)
+            .chain(&self.cold_start_pooler)
+        {
             let inits: Vec<Duration> = cold.runs.iter().map(|r| r.init).collect();
             let firsts: Vec<Duration> = cold.runs.iter().map(|r| r.first_invocation).collect();
             let range = |all: &[Duration]| {

@@ -78,6 +78,11 @@ impl DbError {
         }
     }
 
+    /// The server cancelled the statement (57014): a statement timeout, or an operator.
+    pub(super) fn is_statement_timeout(error: &sqlx::Error) -> bool {
+        matches!(error, sqlx::Error::Database(database) if database.code().as_deref() == Some("57014"))
+    }
+
     /// Whether the connection that gave this error must be closed: after anything but a
     /// server's error answer, it is in an unknown state.
     pub(super) fn breaks_connection(error: &sqlx::Error) -> bool {

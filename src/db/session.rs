@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, Row};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use uuid::Uuid;
 
@@ -33,6 +33,11 @@ const LOCK_WAIT_SHARE: f64 = 0.8;
 const MAX_LOCK_WAIT: Duration = Duration::from_secs(3);
 /// Marks kept in memory before a write is made just to flush them.
 const MAX_UNMARKED: usize = 200;
+/// A call that takes this long is logged, by its function's name only.
+const SLOW_CALL: Duration = Duration::from_secs(1);
+/// The server gives a call up this long before the invocation would, so that its answer
+/// ("canceling statement due to statement timeout") arrives while the invocation waits.
+const SERVER_GIVES_UP_EARLIER: Duration = Duration::from_millis(50);
 
 /// How connections sign in.
 enum SignIn {
@@ -72,7 +77,11 @@ impl Database {
     fn with_sign_in(options: PgConnectOptions, sign_in: SignIn, size: usize) -> Self {
         let size = size.max(1);
         Self {
-            options: options.application_name("aeronode-inventory"),
+            // sqlx would log a call's text, event details and all, at DEBUG, and at WARN
+            // when it runs long: a slow call is logged by its function's name instead.
+            options: options
+                .application_name("aeronode-inventory")
+                .disable_statement_logging(),
             sign_in,
             idle: Mutex::new(Vec::with_capacity(size)),
             slots: Semaphore::new(size),
@@ -175,6 +184,13 @@ impl Database {
     }
 }
 
+fn log_if_slow(function: Function, took: Duration) {
+    if took >= SLOW_CALL {
+        let elapsed_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(function = function.name(), elapsed_ms, "slow call");
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Nothing here can panic while holding the lock; if something did, the data is a
     // plain list that is still usable.
@@ -221,7 +237,6 @@ impl Session<'_> {
     ) -> Result<T, DbError> {
         let published = self.database.take_unmarked();
         let envelope = Write {
-            lock_timeout_ms: self.lock_timeout().as_millis().max(1) as u64,
             published: &published,
             args,
         };
@@ -256,11 +271,19 @@ impl Session<'_> {
         Ok(&mut self.live().await?.connection)
     }
 
-    fn lock_timeout(&self) -> Duration {
-        self.deadline
-            .remaining()
-            .mul_f64(LOCK_WAIT_SHARE)
-            .min(MAX_LOCK_WAIT)
+    /// `SELECT * FROM inventory_bound(…)`: the server's own bounds for the call that
+    /// follows it in the same query (one round trip, one implicit transaction), from the
+    /// time left now: the whole call gives up before the invocation would, and a lock
+    /// wait within it sooner. `None` when too little is left to send anything.
+    fn bounds(&self) -> Option<String> {
+        let left = self.deadline.remaining();
+        let statement = left.checked_sub(SERVER_GIVES_UP_EARLIER)?;
+        let lock = statement.mul_f64(LOCK_WAIT_SHARE).min(MAX_LOCK_WAIT);
+        Some(format!(
+            "SELECT * FROM inventory_bound({}, {}); ",
+            statement.as_millis().max(1),
+            lock.as_millis().max(1)
+        ))
     }
 
     async fn live(&mut self) -> Result<&mut Idle, DbError> {
@@ -282,15 +305,29 @@ impl Session<'_> {
         sql: String,
     ) -> Result<T, DbError> {
         let deadline = self.deadline;
+        self.live().await?;
+        // Computed after any reconnect, from what is left as the call is sent.
+        let Some(bounds) = self.bounds() else {
+            return Err(DbError::OutOfTime);
+        };
         let live = self.live().await?;
+        let started = Instant::now();
         let outcome = deadline
-            .run(sqlx::raw_sql(AssertSqlSafe(sql)).fetch_one(&mut live.connection))
+            .run(sqlx::raw_sql(AssertSqlSafe(bounds + &sql)).fetch_one(&mut live.connection))
             .await;
+        log_if_slow(function, started.elapsed());
         let row = match outcome {
             Ok(Ok(row)) => row,
             Ok(Err(error)) => {
                 if DbError::breaks_connection(&error) {
                     self.live = None;
+                }
+                // The server gave the call up at its bound: the invocation's time is out,
+                // and nothing the call started commits.
+                if DbError::is_statement_timeout(&error)
+                    && deadline.remaining() < SERVER_GIVES_UP_EARLIER * 4
+                {
+                    return Err(DbError::OutOfTime);
                 }
                 return Err(error.into());
             }
@@ -323,8 +360,109 @@ impl Drop for Session<'_> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Write<'a, T: Serialize> {
-    lock_timeout_ms: u64,
     published: &'a [Uuid],
     #[serde(flatten)]
     args: &'a T,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use sqlx::postgres::PgPoolOptions;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// Everything logged while it is the thread's default subscriber, at every level.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&lock(&self.0)).into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Self;
+
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn sqlx_logs_no_statement_of_ours_slow_or_not() {
+        let database = Database::new(PgConnectOptions::new_without_pgpass(), 1);
+
+        // sqlx's LogSettings has no getter; its Debug output is the one view of it.
+        let options = format!("{:?}", database.options());
+
+        assert!(options.contains("statements_level: Off"), "{options}");
+        assert!(options.contains("slow_statements_level: Off"), "{options}");
+    }
+
+    #[sqlx::test(migrator = "crate::db::MIGRATOR")]
+    async fn a_slow_call_is_logged_by_its_function_name_without_its_arguments(
+        _: PgPoolOptions,
+        options: PgConnectOptions,
+    ) {
+        let mut setup = PgConnection::connect_with(&options)
+            .await
+            .expect("the test database answers");
+        sqlx::raw_sql(
+            "CREATE FUNCTION slow_echo(args jsonb) RETURNS json LANGUAGE sql AS $$
+                 SELECT pg_sleep(1.1);
+                 SELECT args::json;
+             $$",
+        )
+        .execute(&mut setup)
+        .await
+        .expect("the function is created");
+        let database = Database::new(options, 1);
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(captured.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+
+        let mut session = database
+            .session(Deadline::after(Duration::from_secs(10)))
+            .await
+            .expect("a session");
+        let echoed: Value = session
+            .read(
+                Function::named("slow_echo"),
+                &json!({"passenger": "Ada Lovelace", "seats": ["12A"]}),
+            )
+            .await
+            .expect("the call answers");
+
+        let log = captured.text();
+        assert_eq!(echoed["passenger"], "Ada Lovelace");
+        assert!(
+            !log.contains("Ada Lovelace"),
+            "the arguments were logged:\n{log}"
+        );
+        assert!(
+            log.lines()
+                .any(|line| line.contains("slow call") && line.contains("function=\"slow_echo\"")),
+            "no slow call named slow_echo in:\n{log}"
+        );
+    }
 }

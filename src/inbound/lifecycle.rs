@@ -33,17 +33,19 @@ pub(super) fn confirm(
 ) -> Result<ConfirmOrder, UnreadableEvent> {
     const DETAIL_TYPE: &str = "PaymentSucceeded";
     let order_id = order_id(detail, DETAIL_TYPE)?;
+    // Only logged, never stored or echoed: a control character in it is cleaned, so a
+    // paid order is still sold.
     let payment_id = detail
         .get("paymentId")
         .and_then(Value::as_str)
-        .and_then(|id| text::identifier(id, MAX_PAYMENT_ID_LEN))
+        .filter(|id| !id.is_empty() && id.chars().count() <= MAX_PAYMENT_ID_LEN)
         .ok_or(UnreadableEvent::InvalidDetail {
             detail_type: DETAIL_TYPE,
-            problem: "paymentId must be 1 to 128 characters, none of them a control character",
+            problem: "paymentId must be 1 to 128 characters",
         })?;
     Ok(ConfirmOrder {
         order_id,
-        payment_id: payment_id.to_owned(),
+        payment_id: text::FreeText::clean(payment_id, MAX_PAYMENT_ID_LEN).into(),
         causation_id,
     })
 }
@@ -88,11 +90,16 @@ mod tests {
             json!({"orderId": ORDER}),
             json!({"orderId": ORDER, "paymentId": ""}),
             json!({"orderId": ORDER, "paymentId": "p".repeat(129)}),
-            json!({"orderId": ORDER, "paymentId": "pay\u{0}1"}),
-            json!({"orderId": ORDER, "paymentId": "pay_1\r\nforged log line"}),
             json!({"paymentId": "pay_1"}),
         ] {
             assert!(confirm(&detail, "e".into()).is_err(), "{detail}");
+        }
+        for (sent, read) in [
+            ("pay\u{0}1", "pay\u{fffd}1"),
+            ("pay_1\r\nforged log line", "pay_1  forged log line"),
+        ] {
+            let cleaned = confirm(&json!({"orderId": ORDER, "paymentId": sent}), "e".into());
+            assert_eq!(cleaned.map(|c| c.payment_id).ok().as_deref(), Some(read));
         }
     }
 

@@ -38,6 +38,24 @@ pub enum Command {
     Http(HttpRequest),
 }
 
+impl Command {
+    /// What the command is, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Reserve(_) => "OrderCreated",
+            Self::Confirm(_) => "PaymentSucceeded",
+            Self::Release(request) => match request.reason {
+                ReleaseReason::OrderCancelled => "OrderCancelled",
+                _ => "PaymentFailed",
+            },
+            Self::Housekeeping { .. } => "the schedule",
+            Self::OpenFlight(_) => "FlightScheduled",
+            Self::CancelFlight(_) => "FlightCancelled",
+            Self::Http(_) => "an HTTP request",
+        }
+    }
+}
+
 /// An event that cannot be answered on the bus because it cannot be tied to an order.
 /// The invocation fails, so Lambda's retries and on-failure destination keep it.
 #[derive(Debug, thiserror::Error)]

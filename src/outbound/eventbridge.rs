@@ -1,5 +1,5 @@
 use aws_sdk_eventbridge::Client;
-use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use super::{EventBus, MAX_ENTRIES_PER_PUT, PublishReport, Rejection};
@@ -49,9 +49,17 @@ impl EventBridgeBus {
                     _ => DisplayErrorContext(&error).to_string(),
                 };
                 tracing::warn!(error = %reason, entries = batch.len(), "PutEvents failed");
-                report
-                    .rejected
-                    .extend(PublishReport::reject_all(batch, &reason));
+                if sent_without_answer(&error) {
+                    report
+                        .ambiguous
+                        .extend(batch.iter().map(|event| event.event_id));
+                } else {
+                    // A whole call refused (throttled, a 5xx, access denied while a
+                    // deploy changes the role, a connection error): all of it can pass.
+                    report
+                        .rejected
+                        .extend(PublishReport::reject_all(batch, &reason));
+                }
                 return;
             }
         };
@@ -95,20 +103,24 @@ impl EventBus for EventBridgeBus {
     }
 }
 
-/// Per-entry error codes of PutEvents that no retry of the same entry can mend (the API
-/// reference lists them as non-retryable): the entry itself is malformed, or this
-/// function may not send it. Entries rejected with one are parked at once.
-/// `InternalFailure` and `ThrottlingException` are retried with backoff.
-pub const PERMANENT_ERROR_CODES: [&str; 7] = [
-    "AccessDeniedException",
-    "InvalidAccountIdException",
-    "InvalidArgument",
-    "MalformedDetail",
-    "RedactionFailure",
-    "NotAuthorizedForSourceException",
-    "NotAuthorizedForDetailTypeException",
-];
+/// Per-entry error codes of PutEvents that no retry of the same entry can mend: the entry
+/// itself is malformed. Entries rejected with one are parked at once. Everything else
+/// (`InternalFailure`, `ThrottlingException`, and `AccessDeniedException`,
+/// `NotAuthorizedFor…` or `InvalidAccountIdException`, which a deploy of the role or the
+/// bus name mends) backs off and is waited out.
+pub const PERMANENT_ERROR_CODES: [&str; 3] =
+    ["InvalidArgument", "MalformedDetail", "RedactionFailure"];
 
 fn is_permanent(code: &str) -> bool {
     PERMANENT_ERROR_CODES.contains(&code)
+}
+
+/// The request went out and no answer came back (a timeout, or an answer that could not
+/// be read): the bus may have accepted the entries.
+fn sent_without_answer<E, R>(error: &SdkError<E, R>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_timeout(),
+        _ => false,
+    }
 }

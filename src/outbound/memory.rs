@@ -19,6 +19,7 @@ struct State {
     refuse: Vec<Uuid>,
     refuse_always: Vec<Uuid>,
     refuse_permanently: Vec<Uuid>,
+    time_out: Vec<Uuid>,
 }
 
 impl RecordingBus {
@@ -56,6 +57,12 @@ impl RecordingBus {
         self.lock().refuse_permanently.extend(event_ids);
     }
 
+    /// Take these events but answer too late, once each, as a timed-out PutEvents would:
+    /// the caller cannot know they were accepted.
+    pub fn time_out_once(&self, event_ids: impl IntoIterator<Item = Uuid>) {
+        self.lock().time_out.extend(event_ids);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock can only come from a test; keep recording.
         self.state
@@ -69,8 +76,8 @@ impl EventBus for RecordingBus {
         let mut state = self.lock();
         if state.refuse_all {
             return PublishReport {
-                accepted: Vec::new(),
                 rejected: PublishReport::reject_all(events, "endpoint unreachable"),
+                ..PublishReport::default()
             };
         }
         let mut report = PublishReport::default();
@@ -94,6 +101,10 @@ impl EventBus for RecordingBus {
                     reason: "InternalFailure".into(),
                     permanent: false,
                 });
+            } else if let Some(at) = state.time_out.iter().position(|id| *id == event.event_id) {
+                state.time_out.remove(at);
+                state.published.push(event.clone());
+                report.ambiguous.push(event.event_id);
             } else {
                 state.published.push(event.clone());
                 report.accepted.push(event.event_id);

@@ -30,6 +30,9 @@ pub trait EventBus: Send + Sync {
 pub struct PublishReport {
     pub accepted: Vec<Uuid>,
     pub rejected: Vec<Rejection>,
+    /// Sent, but no answer came (a timeout): the bus may have accepted them. Not a
+    /// refusal: they stay pending and go again with the same event id.
+    pub ambiguous: Vec<Uuid>,
 }
 
 #[derive(Debug, PartialEq, Eq, serde::Serialize)]
@@ -38,7 +41,9 @@ pub struct Rejection {
     pub event_id: Uuid,
     #[serde(rename = "error")]
     pub reason: String,
-    /// The bus said this entry can never be accepted as it is: it is parked at once.
+    /// No retry of this entry can ever succeed (it is malformed): it is parked at once.
+    /// Everything else, throttling, a 5xx, a network error, an access denied during a
+    /// deploy, can pass and is waited out.
     pub permanent: bool,
 }
 

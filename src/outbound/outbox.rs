@@ -1,9 +1,12 @@
 //! The transactional outbox: events are committed with the state change that causes them
-//! (see `inventory`), published after commit, and marked published once the bus accepted
-//! them, by the instance's next write, in that write's own commit. What a failed
-//! invocation leaves pending, its retry or the relay sends. An entry the bus keeps
-//! rejecting backs off, and after `OUTBOX_MAX_ATTEMPTS` it is parked: kept with its last
-//! error, never offered again until an operator redrives it.
+//! (see `inventory`), published after commit, and marked published right after the bus
+//! accepted them, in a commit of their own that does not wait for the WAL flush. What a
+//! failed invocation leaves pending, its retry or the relay sends, with the same event id.
+//! An entry the bus refuses for a reason that can pass (throttling, a 5xx, a network
+//! error, an access denied during a deploy) backs off, capped, and waits the outage out;
+//! it is parked only once it has kept failing for `OUTBOX_PARK_AFTER`, or at once when no
+//! retry can ever succeed. A call that timed out is not a refusal: the bus may have
+//! accepted it, so nothing is recorded and the entry is offered again as it is.
 
 use std::time::Duration;
 
@@ -51,8 +54,9 @@ pub struct RelayPolicy {
     pub batch: i64,
     /// Published entries older than this many days are deleted.
     pub retention_days: i32,
-    /// A rejected entry is parked after this many attempts (`OUTBOX_MAX_ATTEMPTS`).
-    pub max_attempts: u32,
+    /// An entry the bus keeps refusing for reasons that can pass is parked once it has
+    /// been failing this long (`OUTBOX_PARK_AFTER`).
+    pub park_after: Duration,
     /// The wait after a first rejection (`OUTBOX_BACKOFF_SECONDS`), doubling with each
     /// further one, with jitter, up to `max_backoff`.
     pub backoff: Duration,
@@ -66,7 +70,7 @@ impl Default for RelayPolicy {
             lease: Duration::from_secs(60),
             batch: 100,
             retention_days: 7,
-            max_attempts: 10,
+            park_after: Duration::from_secs(24 * 3_600),
             backoff: Duration::from_secs(30),
             max_backoff: Duration::from_secs(3_600),
         }
@@ -89,27 +93,39 @@ pub async fn publish(
     let bus_deadline = deadline.capped(deadline.remaining().saturating_sub(RECORDING_RESERVE));
     let report = match bus_deadline.run(bus.publish(events)).await {
         Ok(report) => report,
+        // Cut off mid-call: the bus may have taken any of them.
         Err(_) => PublishReport {
-            accepted: Vec::new(),
-            rejected: PublishReport::reject_all(events, "no time left for PutEvents"),
+            ambiguous: events.iter().map(|event| event.event_id).collect(),
+            ..PublishReport::default()
         },
     };
     session.database().acknowledge(&report.accepted);
-    let Some(first) = report.rejected.first() else {
+    if report.rejected.is_empty() && report.ambiguous.is_empty() {
         return Ok(());
-    };
-    crate::metrics::outbox_publish_failures(report.rejected.len());
+    }
+    crate::metrics::outbox_publish_failures(report.rejected.len() + report.ambiguous.len());
     let error = PublishError {
         attempted: events.len(),
-        rejected: report.rejected.iter().map(|r| r.event_id).collect(),
-        first_reason: first.reason.clone(),
+        rejected: report
+            .rejected
+            .iter()
+            .map(|r| r.event_id)
+            .chain(report.ambiguous.iter().copied())
+            .collect(),
+        first_reason: report.rejected.first().map_or_else(
+            || "PutEvents timed out; the entries stay pending and go again as they are".into(),
+            |first| first.reason.clone(),
+        ),
     };
+    if report.rejected.is_empty() {
+        return Err(error.into());
+    }
     let recorded: Recorded = session
         .write(
             REJECTED,
             &Rejected {
                 rejected: &report.rejected,
-                max_attempts: policy.max_attempts,
+                park_after_seconds: policy.park_after.as_secs_f64(),
                 backoff_seconds: policy.backoff.as_secs_f64(),
                 max_backoff_seconds: policy.max_backoff.as_secs_f64(),
             },
@@ -118,7 +134,7 @@ pub async fn publish(
     if recorded.parked > 0 {
         tracing::error!(
             parked = recorded.parked,
-            "outbox entries parked: the bus rejected them too often, or for good"
+            "outbox entries parked: the bus refused them for longer than OUTBOX_PARK_AFTER, or for good"
         );
     }
     Err(error.into())
@@ -128,7 +144,7 @@ pub async fn publish(
 #[serde(rename_all = "camelCase")]
 struct Rejected<'a> {
     rejected: &'a [Rejection],
-    max_attempts: u32,
+    park_after_seconds: f64,
     backoff_seconds: f64,
     max_backoff_seconds: f64,
 }
@@ -232,10 +248,14 @@ pub async fn prune(session: &mut Session<'_>, retention_days: i32) -> Result<u64
 #[serde(rename_all = "camelCase")]
 pub struct ParkedEntry {
     pub event_id: Uuid,
-    pub order_id: Uuid,
+    /// The order an answer is for; `None` for a flight's events.
+    pub order_id: Option<Uuid>,
+    /// The flight a flight's event is for; `None` for an order's answers.
+    pub flight_id: Option<Uuid>,
     pub detail_type: String,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub failing_since: Option<chrono::DateTime<chrono::Utc>>,
     pub parked_at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -13,7 +13,7 @@ use crate::helpers::{FLIGHT, TestApp, order_created, payment_succeeded, sample};
 use crate::schemas::schema;
 
 /// `GET path` (or another method) as a function URL delivers it, from the sample request.
-fn request(method: &str, path: &str, if_none_match: Option<&str>) -> Value {
+pub fn request(method: &str, path: &str, if_none_match: Option<&str>) -> Value {
     let mut event = sample("get-seats-request.json");
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["method"] = json!(method);
@@ -24,7 +24,7 @@ fn request(method: &str, path: &str, if_none_match: Option<&str>) -> Value {
     event
 }
 
-fn seats_of(flight: &str) -> String {
+pub fn seats_of(flight: &str) -> String {
     format!("/flights/{flight}/seats")
 }
 
@@ -53,7 +53,7 @@ fn answer(response: Value) -> Answer {
     }
 }
 
-fn status_of(body: &Value, seat: &str) -> String {
+pub fn status_of(body: &Value, seat: &str) -> String {
     body["seats"]
         .as_array()
         .and_then(|seats| seats.iter().find(|s| s["seatNumber"] == seat))

@@ -10,6 +10,7 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::process::{Child, Command};
 
 use crate::aws_emulator::{self, ACCESS_KEY, BUS, REGION};
+use crate::helpers::app_target;
 
 /// Bound on every wait for something that should happen at once.
 pub const SOON: Duration = Duration::from_secs(10);
@@ -118,13 +119,25 @@ pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// The test database as a URL for the binary; the password, if any, goes as PGPASSWORD.
+/// The test database as a URL for the binary, through the pooler when the run has one
+/// ([`app_target`]); the password, if any, goes as PGPASSWORD. TLS is off by name: the
+/// loopback servers of the tests have none, and the binary must not guess.
 pub fn database_url(options: &PgConnectOptions) -> String {
+    url_of(&app_target(options))
+}
+
+/// The database itself, never a pooler: for `migrate`, which takes a session-level lock
+/// and prepares its statements (README, "Apply the migrations").
+pub fn direct_database_url(options: &PgConnectOptions) -> String {
+    url_of(options)
+}
+
+fn url_of(target: &PgConnectOptions) -> String {
     format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or_default()
+        "postgres://{}@{}:{}/{}?sslmode=disable",
+        target.get_username(),
+        target.get_host(),
+        target.get_port(),
+        target.get_database().unwrap_or_default()
     )
 }

@@ -163,7 +163,7 @@ async fn entries_the_bus_keeps_rejecting_are_parked_behind_no_one_then_listed_an
     bus.reject(always_rejected.iter().copied());
     let settings = [
         ("OUTBOX_GRACE_SECONDS", "1"),
-        ("OUTBOX_MAX_ATTEMPTS", "3"),
+        ("OUTBOX_PARK_AFTER", "1s"),
         ("OUTBOX_BACKOFF_SECONDS", "0"),
     ];
     let mut binary = Binary::start(&options, &bus.endpoint(), &settings).await;
@@ -175,15 +175,20 @@ async fn entries_the_bus_keeps_rejecting_are_parked_behind_no_one_then_listed_an
         assert!(runs <= 2, "the newer entry waited behind the rejected ones");
         binary.invoke(sample("scheduled.json")).await;
     }
-    for _ in 0..4 {
+    // Still refused a second later, past OUTBOX_PARK_AFTER: parked.
+    for _ in 0..2 {
         binary.invoke(sample("scheduled.json")).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
     }
+    binary.invoke(sample("scheduled.json")).await;
     let dead = operator(&options, &["outbox", "dead"]).await;
 
     assert_eq!(always_rejected.len(), 120);
-    assert_eq!(dead.len(), 120, "parked after 3 attempts: {dead:?}");
+    assert_eq!(dead.len(), 120, "parked once failing for 1 s: {dead:?}");
     assert!(dead.iter().all(|entry| {
-        entry["attempts"] == 3
+        entry["attempts"]
+            .as_i64()
+            .is_some_and(|attempts| attempts >= 2)
             && entry["lastError"]
                 .as_str()
                 .is_some_and(|e| e.contains("InternalFailure"))

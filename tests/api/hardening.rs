@@ -187,7 +187,7 @@ async fn an_entry_behind_always_rejected_ones_is_published_and_they_are_parked_t
     let app = TestApp::spawn_with_relay(
         options,
         RelayPolicy {
-            max_attempts: 3,
+            park_after: Duration::from_secs(2),
             ..test_relay()
         },
     )
@@ -221,16 +221,21 @@ async fn an_entry_behind_always_rejected_ones_is_published_and_they_are_parked_t
         assert!(runs <= 2, "the newer entry waited behind the rejected ones");
         let _ = app.handle(scheduled()).await;
     }
-    for _ in 0..4 {
+    // Refused, and refused again once they have been failing for longer than park_after.
+    for _ in 0..2 {
         let _ = app.handle(scheduled()).await;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
     }
+    let _ = app.handle(scheduled()).await;
+    let _ = app.handle(scheduled()).await;
 
     assert_eq!(always_rejected.len(), 120);
     let parked = outbox::parked(&mut session_of(&app).await)
         .await
         .expect("parked entries can be listed");
-    assert_eq!(parked.len(), 120, "parked after 3 attempts");
-    assert!(parked.iter().all(|entry| entry.attempts == 3
+    assert_eq!(parked.len(), 120, "parked once failing for 2 s");
+    assert!(parked.iter().all(|entry| entry.attempts >= 2
+        && entry.failing_since.is_some()
         && entry.last_error.as_deref() == Some("InternalFailure: always")));
     let attempts_before = app.published().len();
     let _ = app.handle(scheduled()).await;

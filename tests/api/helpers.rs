@@ -1,7 +1,8 @@
 //! Arrange and assert helpers: the app on a fresh database, events built from the samples
 //! under `events/`, and reads of the seat state.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aeronode_inventory::db::Database;
@@ -75,11 +76,12 @@ impl TestApp {
             relay,
             ..Settings::default()
         };
-        let app = App::new(Database::new(options.clone(), 1), bus, settings);
+        let app = App::new(Database::new(app_target(&options), 1), bus, settings);
         Self::around(app, options).await
     }
 
     async fn around(app: App<RecordingBus>, options: PgConnectOptions) -> Self {
+        pooled_database_opened(&options);
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect_with(options)
@@ -203,6 +205,89 @@ impl TestApp {
         .fetch_all(&self.db)
         .await
         .expect("the consistency query runs")
+    }
+}
+
+/// Set by `scripts/test.sh` for its second pass: the address of a PgBouncer in transaction
+/// pooling mode (`postgres://host:port`, or a port on 127.0.0.1), the stand-in for RDS Proxy.
+pub const VIA_POOLER: &str = "AERONODE_VIA_POOLER";
+
+/// The pooler the service connects through in this run, if [`VIA_POOLER`] names one.
+pub fn pooler() -> Option<(String, u16)> {
+    let raw = std::env::var(VIA_POOLER)
+        .ok()
+        .filter(|raw| !raw.trim().is_empty())?;
+    let raw = raw.trim();
+    if let Ok(port) = raw.parse::<u16>() {
+        return Some(("127.0.0.1".to_owned(), port));
+    }
+    let options: PgConnectOptions = raw
+        .parse()
+        .unwrap_or_else(|e| panic!("{VIA_POOLER}={raw} is neither a port nor a URL: {e}"));
+    Some((options.get_host().to_owned(), options.get_port()))
+}
+
+/// Where the service's connections go for the test database at `options`: that database,
+/// as that user, through the pooler when the run has one, straight to PostgreSQL otherwise.
+/// `#[sqlx::test]` creates and drops the database directly either way, and the test's own
+/// reads (`TestApp::db`) stay direct, so they never wait behind the service in the pool.
+pub fn app_target(options: &PgConnectOptions) -> PgConnectOptions {
+    match pooler() {
+        Some((host, port)) => options.clone().host(&host).port(port),
+        None => options.clone(),
+    }
+}
+
+/// How many live `TestApp`s use each database through the pooler.
+static POOLED_DATABASES: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+fn pooled_database_opened(options: &PgConnectOptions) {
+    if pooler().is_some() {
+        let database = options.get_database().unwrap_or_default().to_owned();
+        *lock_pooled().entry(database).or_default() += 1;
+    }
+}
+
+/// When the last `TestApp` of a database goes, has the pooler close its server connections
+/// on it: `#[sqlx::test]` drops the database next, which would otherwise wait for them.
+fn pooled_database_closed(options: &PgConnectOptions) {
+    let Some((host, port)) = pooler() else { return };
+    let database = options.get_database().unwrap_or_default();
+    {
+        let mut open = lock_pooled();
+        let Some(count) = open.get_mut(database) else {
+            return;
+        };
+        *count -= 1;
+        if *count > 0 {
+            return;
+        }
+        open.remove(database);
+    }
+    // The admin console of PgBouncer; KILL also pauses the database, hence RESUME.
+    let admin = format!(
+        "postgres://{}@{host}:{port}/pgbouncer",
+        options.get_username()
+    );
+    let _ = std::process::Command::new("psql")
+        .args([admin.as_str(), "-qXw", "-c"])
+        .arg(format!("KILL {database}"))
+        .arg("-c")
+        .arg(format!("RESUME {database}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+fn lock_pooled() -> std::sync::MutexGuard<'static, BTreeMap<String, usize>> {
+    POOLED_DATABASES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        pooled_database_closed(self.app.database().options());
     }
 }
 

@@ -366,8 +366,8 @@ async fn open_flight(app: &TestApp, flight_id: &Value) {
     }
 }
 
-/// A payment id is an identifier: one that cannot be kept exactly as sent is refused
-/// like an empty one, as unreadable (to the on-failure destination), not answered.
+/// A payment id longer than 128 characters is refused like an empty one, as unreadable (to
+/// the on-failure destination); one with control characters is cleaned and answered.
 const UNANSWERED: &[&str] = &["/detail/paymentId"];
 
 /// The outcome is an answer or a refusal of invalid input; when the hostile string is in

@@ -61,13 +61,10 @@ async fn when_putevents_fails_after_commit_the_retry_publishes_the_pending_event
         published[0].event_id, pending[0],
         "the pending event, not a new one"
     );
-    assert_eq!(
-        pending_ids(&app).await,
-        pending,
-        "marked by the instance's next write, not by a commit of its own"
+    assert!(
+        pending_ids(&app).await.is_empty(),
+        "marked published as soon as the bus accepted it"
     );
-    app.flush_marks().await;
-    assert!(pending_ids(&app).await.is_empty());
     assert_eq!(
         app.seat("2A").await,
         ("LOCKED".into(), 2),

@@ -10,8 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use crate::availability::{request, seats_of, status_of};
 use crate::flights::{flight_cancelled, order_on, schedule};
-use crate::helpers::{FLIGHT, TestApp, order_created, order_created_with, sample, scheduled, uuid};
+use crate::helpers::{FLIGHT, TestApp, order_created, order_created_with, scheduled, uuid};
 
 /// A new flight with rows 1-2, seats ABC, all ECONOMY.
 async fn small_flight(app: &TestApp) -> Uuid {
@@ -28,7 +29,7 @@ async fn small_flight(app: &TestApp) -> Uuid {
 
 /// Another connection that holds a seat's row lock until dropped (its transaction is
 /// rolled back), as a slow writer would.
-async fn hold_row_lock(options: &PgConnectOptions, flight: Uuid, seat: &str) -> PgConnection {
+pub async fn hold_row_lock(options: &PgConnectOptions, flight: Uuid, seat: &str) -> PgConnection {
     let mut connection = PgConnection::connect_with(options)
         .await
         .expect("a second connection");
@@ -46,7 +47,7 @@ async fn hold_row_lock(options: &PgConnectOptions, flight: Uuid, seat: &str) -> 
 }
 
 /// Waits until `sessions` backends wait for a lock.
-async fn until_waiting_for_locks(app: &TestApp, sessions: i64) {
+pub async fn until_waiting_for_locks(app: &TestApp, sessions: i64) {
     for _ in 0..200 {
         let waiting = app
             .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
@@ -76,22 +77,14 @@ fn published_of(app: &TestApp, order: Uuid, detail_type: DetailType) -> Vec<Valu
 
 /// What the seat map shows for `seat` of `flight`.
 async fn shown(app: &TestApp, flight: Uuid, seat: &str) -> String {
-    let mut request = sample("get-seats-request.json");
-    let path = format!("/flights/{flight}/seats");
-    request["rawPath"] = json!(path);
-    request["requestContext"]["http"]["path"] = json!(path);
+    let request = request("GET", &seats_of(&flight.to_string()), None);
     let body: Value = match app.handle(request).await {
         Ok(Handled::Http(response)) => {
             serde_json::from_str(response.body.as_deref().unwrap_or("null")).expect("JSON")
         }
         other => panic!("expected a seat map, got {other:?}"),
     };
-    body["seats"]
-        .as_array()
-        .and_then(|seats| seats.iter().find(|s| s["seatNumber"] == seat))
-        .and_then(|s| s["status"].as_str())
-        .unwrap_or("missing")
-        .to_owned()
+    status_of(&body, seat)
 }
 
 async fn quarantine(app: &TestApp, order: Uuid) {
