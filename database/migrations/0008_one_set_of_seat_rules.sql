@@ -91,8 +91,11 @@ ALTER TABLE reservations
 DROP INDEX reservations_by_flight;
 
 -- A flight's holds by seat: the cascade of a seat's or a flight's deletion, and the
--- retention and cancellation of a flight, find them through it (no sequential scan).
+-- retention and cancellation of a flight, find them through it (no sequential scan). It
+-- replaces the index of live holds by flight, which only cancellations read: one index
+-- fewer to write on every hold taken, sold or closed.
 CREATE INDEX inventory_locks_by_flight_seat ON inventory_locks (flight_id, seat_id);
+DROP INDEX inventory_locks_live_by_flight;
 
 ALTER TABLE inventory_locks
     DROP CONSTRAINT inventory_locks_seat_id_fkey,
