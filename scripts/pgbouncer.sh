@@ -103,6 +103,11 @@ upstream_port="${BASH_REMATCH[7]:-5432}"
 database="${BASH_REMATCH[8]}"
 url="postgres://$user@127.0.0.1:$port"
 
+# Ours runs already: on the port it was started on.
+if running_pid > /dev/null && [[ -z "${AERONODE_POOLER_PORT:-}" && -f "$dir/pgbouncer.ini" ]]; then
+    port="$(awk -F' = ' '$1 == "listen_port" { print $2 }' "$dir/pgbouncer.ini")"
+    url="postgres://$user@127.0.0.1:$port"
+fi
 if running_pid > /dev/null && answers "$url/$database"; then
     log "reusing the pgbouncer on 127.0.0.1:$port"
     echo "POOLER_URL=$url" >&3
@@ -115,9 +120,25 @@ if running_pid > /dev/null; then
     log "pgbouncer runs but does not answer; restarting it"
     stop
 fi
-if PGCONNECT_TIMEOUT=2 pg_isready -q -h 127.0.0.1 -p "$port" 2> /dev/null; then
-    log "127.0.0.1:$port is taken by another server; set AERONODE_POOLER_PORT to a free port"
-    exit 1
+taken() { PGCONNECT_TIMEOUT=2 pg_isready -q -h 127.0.0.1 -p "$1" 2> /dev/null; }
+if taken "$port"; then
+    if [[ -n "${AERONODE_POOLER_PORT:-}" ]]; then
+        log "127.0.0.1:$port is taken by another server; set AERONODE_POOLER_PORT to a free port"
+        exit 1
+    fi
+    # Another checkout's pooler, say: take the next free port.
+    for candidate in $(seq 6433 6499); do
+        if ! taken "$candidate"; then
+            log "127.0.0.1:$port is taken by another server; using $candidate"
+            port="$candidate"
+            break
+        fi
+    done
+    if taken "$port"; then
+        log "no free port from 6432 to 6499; set AERONODE_POOLER_PORT"
+        exit 1
+    fi
+    url="postgres://$user@127.0.0.1:$port"
 fi
 
 mkdir -p "$dir"
