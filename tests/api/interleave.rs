@@ -24,7 +24,7 @@ use aeronode_inventory::handler::{App, Handled, HandlerError, Settings};
 use aeronode_inventory::inventory::LockTtl;
 use aeronode_inventory::outbound::outbox::RelayPolicy;
 use aeronode_inventory::outbound::{EventBus, PublishReport, Rejection};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -404,7 +404,15 @@ impl Simulation {
             977..990 => {
                 let flight = world.flight_to_retire(rng);
                 world.flights[flight].departed = true;
-                Action::Depart(world.flights[flight].id)
+                let id = world.flights[flight].id;
+                // Its FlightScheduled is never delivered again: EventBridge retries for a
+                // day, and this flight left 41 days ago. (Once retention deleted it, that
+                // old event would open a new flight under the same id.)
+                world.recent.retain(|event| {
+                    event["detail-type"] != "FlightScheduled"
+                        || event["detail"]["flightId"] != json!(id)
+                });
+                Action::Depart(id)
             }
             _ => Action::Event(world.housekeeping(rng)),
         }
