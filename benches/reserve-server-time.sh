@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The server time of one reservation decision (inventory_reserve), with the migrations up to
 # BEFORE (default 0007: the rules before migration 0008) against all of them, side by side:
-# ROUNDS rounds, each timing 180 calls on each schema in turn (A B A B …), then the medians
-# and their ratio. Talks to the PostgreSQL that scripts/postgres.sh finds.
+# ROUNDS rounds, each timing 180 calls on each schema in turn (A B A B …), each on tables
+# emptied and vacuumed first, then the medians and their ratio. Talks to the PostgreSQL that scripts/postgres.sh finds.
 #
 #   bash benches/reserve-server-time.sh [ROUNDS] [BEFORE]
 set -euo pipefail
@@ -29,7 +29,7 @@ done
 
 time_one() {
     q "$base/$1" -c "UPDATE flight_seats SET status = 'AVAILABLE'" -c "DELETE FROM inventory_locks" \
-        -c "DELETE FROM outbox" -c "DELETE FROM reservations"
+        -c "DELETE FROM outbox" -c "DELETE FROM reservations" -c "VACUUM ANALYZE"
     q "$base/$1" -f benches/sql/reserve_server_time.sql 2>&1 | grep -o 'us_per_reservation [0-9]*' | cut -d' ' -f2
 }
 befores=(); nows=()
