@@ -670,3 +670,48 @@ async fn each_time_rule_is_written_once_in_the_database(
         "a flight accepts holds"
     );
 }
+
+// One order id, one outcome, even when two deliveries decide at once.
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn two_deliveries_of_one_order_with_other_seats_at_once_get_one_outcome_never_a_refusal(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let first = TestApp::spawn(options.clone()).await;
+    let second = TestApp::spawn(options).await;
+    let mut outcomes = Vec::new();
+    for row in 1..=30 {
+        let order = Uuid::new_v4();
+        let (a, b) = tokio::join!(
+            first.handle(order_created(order, &[&format!("{row}A")])),
+            second.handle(order_created(order, &[&format!("{row}B")])),
+        );
+        outcomes.push((order, a, b));
+    }
+
+    for (order, a, b) in &outcomes {
+        let kinds: Vec<String> = [a, b]
+            .iter()
+            .filter_map(|outcome| {
+                outcome
+                    .as_ref()
+                    .err()
+                    .map(|error| error.kind().into_owned())
+            })
+            .collect();
+        assert!(
+            kinds.iter().all(|kind| kind == "ConflictingOrder"),
+            "order {order}: {kinds:?}"
+        );
+        let answered = [a, b].iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(
+            answered, 1,
+            "order {order}: one delivery decides, the other conflicts"
+        );
+    }
+    first.assert_consistent().await;
+}
