@@ -412,6 +412,21 @@ impl Simulation {
                     event["detail-type"] != "FlightScheduled"
                         || event["detail"]["flightId"] != json!(id)
                 });
+                // Nor is anything of its orders sent again: retention deletes them 30 days
+                // after departure, and an order id reused that late would get a new outcome
+                // (the README's "late redelivery" case).
+                let of_flight: Vec<Uuid> = world
+                    .order_flight
+                    .iter()
+                    .filter(|(_, at)| **at == flight)
+                    .map(|(order, _)| *order)
+                    .collect();
+                world.orders.retain(|order| !of_flight.contains(&order.id));
+                world.recent.retain(|event| {
+                    !of_flight
+                        .iter()
+                        .any(|order| event["detail"]["orderId"] == json!(order))
+                });
                 Action::Depart(id)
             }
             _ => Action::Event(world.housekeeping(rng)),
