@@ -1,11 +1,10 @@
 //! The events this service publishes: their details as typed values, and the
 //! serialized form that travels through the outbox to the bus.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{FailureReason, FlightId, HoldStatus, OrderId, SeatNumber};
+use super::{FlightId, HoldStatus, OrderId, SeatNumber};
 
 /// The `source` of every event this service publishes.
 pub const EVENT_SOURCE: &str = "skyledger.inventory";
@@ -74,45 +73,8 @@ pub struct HeldSeat {
     pub version: i32,
 }
 
-/// Detail of `SeatReserved`: every requested seat is held until `locked_until`.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SeatReserved {
-    pub event_id: Uuid,
-    pub order_id: OrderId,
-    pub flight_id: FlightId,
-    pub seats: Vec<HeldSeat>,
-    pub locked_until: DateTime<Utc>,
-    pub causation_id: String,
-}
-
-impl SeatReserved {
-    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
-        OutgoingEvent::of(self.event_id, DetailType::SeatReserved, self)
-    }
-}
-
-/// Detail of `SeatReservationFailed`: nothing was held for the order.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SeatReservationFailed {
-    pub event_id: Uuid,
-    pub order_id: OrderId,
-    /// `None` only when the request's flight id could not be read.
-    pub flight_id: Option<FlightId>,
-    /// The seats as requested (an unreadable request echoes what could be read).
-    pub seats: Vec<String>,
-    pub reason: FailureReason,
-    pub unavailable_seats: Vec<String>,
-    pub message: String,
-    pub causation_id: String,
-}
-
-impl SeatReservationFailed {
-    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
-        OutgoingEvent::of(self.event_id, DetailType::SeatReservationFailed, self)
-    }
-}
+// `SeatReserved` and `SeatReservationFailed` are rendered by the decision that writes them
+// (`inventory_decide_order`, migration 0011); `events/schemas` holds their contract.
 
 /// Detail of `SeatBooked`: the order's held seats are sold.
 #[derive(Clone, Debug, Serialize)]

@@ -9,8 +9,7 @@ pub mod text;
 
 pub use events::{
     BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OrderCloser, OutgoingEvent,
-    ReleaseReason, SeatBooked, SeatBookingFailed, SeatReleased, SeatReservationFailed,
-    SeatReserved,
+    ReleaseReason, SeatBooked, SeatBookingFailed, SeatReleased,
 };
 pub use events::{
     CabinSeats, FlightInventoryClosed, FlightInventoryOpened, FlightScheduleRejected,

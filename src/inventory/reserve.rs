@@ -1,106 +1,92 @@
 //! Holding seats for an order: all or none, with an optimistic, version-checked lock.
+//!
+//! The decision is the database's (`inventory_decide_order`, migration 0011): an order that
+//! names its seats is read, decided, re-checked under its locks and written in one call,
+//! which also renders the answer. An any-seat order is read first and its seats picked
+//! here, then decided by the same call.
 
 use uuid::Uuid;
 
-use super::sql::{self, ReadSeat, RequestRead, Reserved, SeatAt, Standing};
+use super::sql::{self, DecideOrder, OrderDecision, ReadSeat, RequestRead, SeatAt, Standing};
 use super::{InventoryError, LockTtl, Reservation, lifecycle, pick};
 use crate::db::Session;
-use crate::domain::{
-    Cabin, FailureReason, FlightStatus, HeldSeat, OrderId, SeatNumber, SeatRequest,
-    SeatReservationFailed, SeatReserved,
-};
+use crate::domain::{Cabin, FailureReason, FlightStatus, HeldSeat, OrderId};
 use crate::inbound::{InvalidOrder, ReserveSeats, SeatSelection};
 use crate::metrics;
 
-/// A lost race is re-read and retried at most this many times in all.
+/// A lost race is decided again at most this many times in all.
 const MAX_ATTEMPTS: u32 = 8;
 
-/// Holds every requested seat for the order, or none, and records the outcome once.
-/// An optimistic read, then one all-or-nothing write; a lost race reads again. In steady
-/// state that is two round trips and one commit.
+/// Holds every requested seat for the order, or none, and records the outcome once. In
+/// steady state that is one round trip and one commit for an order that names its seats,
+/// two round trips for an any-seat order (the read its picker needs, then the decision).
 pub async fn reserve(
     session: &mut Session<'_>,
     request: &ReserveSeats,
     ttl: LockTtl,
 ) -> Result<Reservation, InventoryError> {
     let fingerprint = request.fingerprint();
+    let named = request.seats.named();
+    let mut call = DecideOrder {
+        order_id: request.order_id.as_uuid(),
+        flight_id: Some(request.flight_id.as_uuid()),
+        fingerprint: &fingerprint,
+        event_id: Uuid::new_v4(),
+        causation_id: &request.causation_id,
+        seats: &named,
+        ttl_ms: ttl.0.num_milliseconds(),
+        take: None,
+        skip_locked: false,
+        refusal: None,
+    };
     // Seats an any-seat order failed to take because another order had them: not again.
     let mut lost_to_others: Vec<Uuid> = Vec::new();
     let mut released = Vec::new();
     let mut lost_races = 0;
     for attempt in 0..MAX_ATTEMPTS {
-        let mut read: RequestRead = session.read(sql::READ_REQUEST, &read_args(request)).await?;
-        if let Some(earlier) = read.earlier.take() {
-            return replay(request.order_id, &fingerprint, earlier);
+        if let SeatSelection::Any { count, cabin } = &request.seats {
+            let mut read: RequestRead =
+                session.read(sql::READ_REQUEST, &read_args(request)).await?;
+            if let Some(earlier) = read.earlier.take() {
+                return replay(request.order_id, &fingerprint, earlier);
+            }
+            let holders = lapsed_holders(&read.seats, &request.seats);
+            if !holders.is_empty() {
+                released.extend(
+                    lifecycle::expire_orders(session, &holders, &request.causation_id).await?,
+                );
+                continue;
+            }
+            let (take, refusal) =
+                match pick_any(request, *count, *cabin, &read, &lost_to_others, attempt) {
+                    // The call refuses on the flight's own status, as for named seats.
+                    Pick::NotScheduled => (Some(Vec::new()), None),
+                    Pick::Take(seats) => (Some(seats), None),
+                    Pick::Insufficient(message) => (
+                        None,
+                        Some(sql::Refusal {
+                            reason: FailureReason::InsufficientSeats,
+                            message,
+                        }),
+                    ),
+                };
+            call.take = take;
+            call.refusal = refusal;
+            // Any-seat orders skip rows another order is taking, until the last attempts,
+            // which wait for them: the answer then rests on what those orders actually did.
+            call.skip_locked = attempt < MAX_ATTEMPTS / 2;
         }
-        let holders = lapsed_holders(&read.seats, &request.seats);
-        if !holders.is_empty() {
-            released
-                .extend(lifecycle::expire_orders(session, &holders, &request.causation_id).await?);
-            continue;
-        }
-        let expires_at = read.read_at + ttl.0;
-        let (event, seats, refused) = match decide(request, &read, &lost_to_others, attempt) {
-            Decision::Refuse {
+        match session.write(sql::DECIDE_ORDER, &call).await? {
+            OrderDecision::Decided {
+                event,
                 reason,
                 seats,
-                message,
+                lost_races: lost_here,
             } => {
-                let failed = SeatReservationFailed {
-                    event_id: Uuid::new_v4(),
-                    order_id: request.order_id,
-                    flight_id: Some(request.flight_id),
-                    seats: request.seats.named(),
-                    reason,
-                    unavailable_seats: seats,
-                    message,
-                    causation_id: request.causation_id.clone(),
-                };
-                (failed.to_event()?, Vec::new(), Some(reason))
-            }
-            Decision::Take(seats) => {
-                let reserved = SeatReserved {
-                    event_id: Uuid::new_v4(),
-                    order_id: request.order_id,
-                    flight_id: request.flight_id,
-                    seats: seats
-                        .iter()
-                        .map(|seat| HeldSeat {
-                            version: seat.version + 1,
-                            ..seat.clone()
-                        })
-                        .collect(),
-                    locked_until: expires_at,
-                    causation_id: request.causation_id.clone(),
-                };
-                (reserved.to_event()?, seats, None)
-            }
-        };
-        // Any-seat orders skip rows another order is taking, until the last attempts, which
-        // wait for them: the answer then rests on what those orders actually did.
-        let skip_locked =
-            matches!(request.seats, SeatSelection::Any { .. }) && attempt < MAX_ATTEMPTS / 2;
-        let write = sql::Reserve {
-            order_id: request.order_id.as_uuid(),
-            flight_id: Some(request.flight_id.as_uuid()),
-            fingerprint: &fingerprint,
-            seats: seats
-                .iter()
-                .map(|seat| SeatAt {
-                    seat_id: seat.seat_id,
-                    version: seat.version,
-                })
-                .collect(),
-            created_at: read.read_at,
-            expires_at,
-            skip_locked,
-            event: &event,
-        };
-        match session.write(sql::RESERVE, &write).await? {
-            Reserved::Decided => {
-                match refused {
+                lost_races += lost_here;
+                match reason {
                     Some(reason) => metrics::reservation_refused(reason),
-                    None => metrics::seats_reserved(seats.len()),
+                    None => metrics::seats_reserved(seats),
                 }
                 metrics::optimistic_lock_retries(lost_races);
                 return Ok(Reservation::Decided {
@@ -109,14 +95,21 @@ pub async fn reserve(
                     lost_races,
                 });
             }
-            // Another delivery of this order decided first: the next read replays it.
-            Reserved::DecidedElsewhere => continue,
-            Reserved::Lost { lost } => {
-                lost_races += 1;
-                tracing::info!(attempt, "a seat changed since it was read; reading again");
-                if matches!(request.seats, SeatSelection::Any { .. }) {
-                    lost_to_others.extend(lost);
-                }
+            OrderDecision::Earlier { earlier } => {
+                return replay(request.order_id, &fingerprint, earlier);
+            }
+            OrderDecision::Lapsed { holders } => {
+                released.extend(
+                    lifecycle::expire_orders(session, &holders, &request.causation_id).await?,
+                );
+            }
+            OrderDecision::Lost {
+                lost,
+                lost_races: lost_here,
+            } => {
+                lost_races += lost_here;
+                tracing::info!(attempt, "a seat changed since it was read; deciding again");
+                lost_to_others.extend(lost);
             }
         }
     }
@@ -124,19 +117,15 @@ pub async fn reserve(
 }
 
 fn read_args(request: &ReserveSeats) -> sql::ReadRequest<'_> {
-    let (seats, any_seat, cabin) = match &request.seats {
-        SeatSelection::Explicit(seats) => (
-            seats.seats().iter().map(SeatNumber::as_str).collect(),
-            false,
-            None,
-        ),
-        SeatSelection::Any { cabin, .. } => (Vec::new(), true, *cabin),
+    let cabin = match &request.seats {
+        SeatSelection::Explicit(_) => None,
+        SeatSelection::Any { cabin, .. } => *cabin,
     };
     sql::ReadRequest {
         order_id: request.order_id.as_uuid(),
         flight_id: Some(request.flight_id.as_uuid()),
-        seats,
-        any_seat,
+        seats: Vec::new(),
+        any_seat: true,
         cabin,
     }
 }
@@ -171,117 +160,66 @@ fn held(seat: &ReadSeat) -> HeldSeat {
     }
 }
 
-/// What the optimistic read allows, before anything is written.
-enum Decision {
+/// What an any-seat order's read allows, before the decision.
+#[derive(Debug)]
+enum Pick {
+    /// The flight does not accept holds: the decision says why.
+    NotScheduled,
     /// Take these seats, at the versions read.
-    Take(Vec<HeldSeat>),
-    Refuse {
-        reason: FailureReason,
-        /// The seats that are the reason (missing or taken), in the order requested.
-        seats: Vec<String>,
-        message: String,
-    },
+    Take(Vec<SeatAt>),
+    /// Fewer free seats than asked for; the message says how many.
+    Insufficient(String),
 }
 
-fn refuse(reason: FailureReason, seats: Vec<String>, message: String) -> Decision {
-    Decision::Refuse {
-        reason,
-        seats,
-        message,
-    }
-}
-
-fn decide(
+fn pick_any(
     request: &ReserveSeats,
+    count: u8,
+    cabin: Option<Cabin>,
     read: &RequestRead,
     lost_to_others: &[Uuid],
     attempt: u32,
-) -> Decision {
-    let flight = request.flight_id;
-    match read.flight {
+) -> Pick {
+    if read.flight != Some(FlightStatus::Scheduled) {
+        return Pick::NotScheduled;
+    }
+    let free: Vec<HeldSeat> = read
+        .seats
+        .iter()
+        .filter(|s| s.standing == Standing::Free)
+        .map(held)
+        .collect();
+    let untried: Vec<HeldSeat> = free
+        .iter()
+        .filter(|seat| !lost_to_others.contains(&seat.seat_id))
+        .cloned()
+        .collect();
+    // Per order, and moved on after a lost race, so two orders that collided once do not
+    // collide again on the next choice.
+    let spread = request.order_id.as_uuid().as_u64_pair().1
+        ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let count = usize::from(count);
+    // Seats lost to another transaction are avoided while there is a choice, but a refusal
+    // rests on committed state only: a row lock that comes to nothing must never make an
+    // order INSUFFICIENT_SEATS for good.
+    match pick::pick(&untried, count, spread).or_else(|| pick::pick(&free, count, spread)) {
+        Some(seats) => Pick::Take(
+            seats
+                .iter()
+                .map(|seat| SeatAt {
+                    seat_id: seat.seat_id,
+                    version: seat.version,
+                })
+                .collect(),
+        ),
         None => {
-            let message = format!("flight {flight} does not exist");
-            return refuse(FailureReason::FlightNotFound, Vec::new(), message);
-        }
-        Some(FlightStatus::Cancelled) => {
-            let message = format!("flight {flight} was cancelled");
-            return refuse(FailureReason::FlightCancelled, Vec::new(), message);
-        }
-        Some(FlightStatus::Departed) => {
-            let message = format!("flight {flight} has already departed");
-            return refuse(FailureReason::FlightDeparted, Vec::new(), message);
-        }
-        Some(FlightStatus::Scheduled) => {}
-    }
-    match &request.seats {
-        SeatSelection::Explicit(seats) => decide_seats(request, seats, read),
-        SeatSelection::Any { count, cabin } => {
-            let free: Vec<HeldSeat> = read
-                .seats
-                .iter()
-                .filter(|s| s.standing == Standing::Free)
-                .map(held)
-                .collect();
-            let untried: Vec<HeldSeat> = free
-                .iter()
-                .filter(|seat| !lost_to_others.contains(&seat.seat_id))
-                .cloned()
-                .collect();
-            // Per order, and moved on after a lost race, so two orders that collided once
-            // do not collide again on the next choice.
-            let spread = request.order_id.as_uuid().as_u64_pair().1
-                ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let count = usize::from(*count);
-            // Seats lost to another transaction are avoided while there is a choice, but a
-            // refusal rests on committed state only: a row lock that comes to nothing must
-            // never make an order INSUFFICIENT_SEATS for good.
-            let picked =
-                pick::pick(&untried, count, spread).or_else(|| pick::pick(&free, count, spread));
-            match picked {
-                Some(seats) => Decision::Take(seats),
-                None => {
-                    let cabin = cabin.map_or("any cabin", Cabin::as_str);
-                    let message = format!(
-                        "{count} seats requested but {} free in {cabin} on flight {flight}",
-                        free.len()
-                    );
-                    refuse(FailureReason::InsufficientSeats, Vec::new(), message)
-                }
-            }
+            let cabin = cabin.map_or("any cabin", Cabin::as_str);
+            Pick::Insufficient(format!(
+                "{count} seats requested but {} free in {cabin} on flight {}",
+                free.len(),
+                request.flight_id
+            ))
         }
     }
-}
-
-fn decide_seats(request: &ReserveSeats, seats: &SeatRequest, read: &RequestRead) -> Decision {
-    let found = |number: &SeatNumber| read.seats.iter().find(|s| s.seat_number == *number);
-    let missing: Vec<String> = seats
-        .seats()
-        .iter()
-        .filter(|number| found(number).is_none())
-        .map(ToString::to_string)
-        .collect();
-    if !missing.is_empty() {
-        let message = format!(
-            "no seat {} on flight {}",
-            missing.join(", "),
-            request.flight_id
-        );
-        return refuse(FailureReason::SeatNotFound, missing, message);
-    }
-    let requested: Vec<&ReadSeat> = seats.seats().iter().filter_map(found).collect();
-    let taken: Vec<String> = requested
-        .iter()
-        .filter(|s| s.standing != Standing::Free)
-        .map(|s| s.seat_number.to_string())
-        .collect();
-    if !taken.is_empty() {
-        let message = match taken.as_slice() {
-            [one] => format!("seat {one} is no longer available"),
-            many => format!("seats {} are no longer available", many.join(", ")),
-        };
-        return refuse(FailureReason::SeatUnavailable, taken, message);
-    }
-    Decision::Take(requested.into_iter().map(held).collect())
 }
 
 /// Records `INVALID_REQUEST` as the order's outcome, once: a request the same as the first
@@ -290,47 +228,36 @@ pub async fn refuse_invalid(
     session: &mut Session<'_>,
     invalid: &InvalidOrder,
 ) -> Result<Reservation, InventoryError> {
-    let read_args = sql::ReadRequest {
+    let call = DecideOrder {
         order_id: invalid.order_id.as_uuid(),
         flight_id: invalid.flight_id.map(|flight| flight.as_uuid()),
-        seats: Vec::new(),
-        any_seat: false,
-        cabin: None,
-    };
-    for _ in 0..MAX_ATTEMPTS {
-        let mut read: RequestRead = session.read(sql::READ_REQUEST, &read_args).await?;
-        if let Some(earlier) = read.earlier.take() {
-            return replay(invalid.order_id, &invalid.fingerprint, earlier);
-        }
-        let event = SeatReservationFailed {
-            event_id: Uuid::new_v4(),
-            order_id: invalid.order_id,
-            flight_id: invalid.flight_id,
-            seats: invalid.seats.clone(),
+        fingerprint: &invalid.fingerprint,
+        event_id: Uuid::new_v4(),
+        causation_id: &invalid.causation_id,
+        seats: &invalid.seats,
+        ttl_ms: 0,
+        take: None,
+        skip_locked: false,
+        refusal: Some(sql::Refusal {
             reason: FailureReason::InvalidRequest,
-            unavailable_seats: Vec::new(),
             message: invalid.problem.clone(),
-            causation_id: invalid.causation_id.clone(),
-        }
-        .to_event()?;
-        let write = sql::Reserve {
-            order_id: invalid.order_id.as_uuid(),
-            flight_id: read_args.flight_id,
-            fingerprint: &invalid.fingerprint,
-            seats: Vec::new(),
-            created_at: read.read_at,
-            expires_at: read.read_at,
-            skip_locked: false,
-            event: &event,
-        };
-        // Nothing to take, so nothing can be lost: decided, or decided by another delivery.
-        if let Reserved::Decided = session.write(sql::RESERVE, &write).await? {
-            metrics::reservation_refused(FailureReason::InvalidRequest);
-            return Ok(Reservation::Decided {
-                event,
-                released: Vec::new(),
-                lost_races: 0,
-            });
+        }),
+    };
+    // Nothing to take, so nothing can be lost: decided, or decided by another delivery.
+    for _ in 0..MAX_ATTEMPTS {
+        match session.write(sql::DECIDE_ORDER, &call).await? {
+            OrderDecision::Decided { event, .. } => {
+                metrics::reservation_refused(FailureReason::InvalidRequest);
+                return Ok(Reservation::Decided {
+                    event,
+                    released: Vec::new(),
+                    lost_races: 0,
+                });
+            }
+            OrderDecision::Earlier { earlier } => {
+                return replay(invalid.order_id, &invalid.fingerprint, earlier);
+            }
+            OrderDecision::Lapsed { .. } | OrderDecision::Lost { .. } => {}
         }
     }
     Err(InventoryError::Contention(MAX_ATTEMPTS))
@@ -359,7 +286,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::domain::{FlightId, OutgoingEvent};
+    use crate::domain::{FlightId, OutgoingEvent, SeatNumber, SeatRequest};
 
     const FLIGHT: &str = "3f1c6a52-8d2e-4b7a-9c41-0e5d2a7b9f10";
 
@@ -407,82 +334,17 @@ mod tests {
         }
     }
 
-    fn taken(decision: Decision) -> Vec<String> {
-        match decision {
-            Decision::Take(seats) => seats.iter().map(|s| s.seat_number.to_string()).collect(),
-            Decision::Refuse { reason, .. } => panic!("refused: {reason:?}"),
-        }
-    }
-
-    fn refusal(decision: Decision) -> (FailureReason, Vec<String>) {
-        match decision {
-            Decision::Refuse { reason, seats, .. } => (reason, seats),
-            Decision::Take(seats) => panic!("took {seats:?}"),
-        }
-    }
-
-    #[test]
-    fn free_seats_are_taken_at_the_versions_read() {
-        let read = read(vec![
-            seat("12A", Standing::Free),
-            seat("12B", Standing::Free),
-        ]);
-
-        let decision = decide(&explicit(&["12B", "12A"]), &read, &[], 0);
-
-        let Decision::Take(seats) = decision else {
-            panic!("expected the seats to be taken");
+    fn taken(pick: Pick, read: &RequestRead) -> Vec<String> {
+        let Pick::Take(seats) = pick else {
+            panic!("nothing taken: {pick:?}");
         };
-        assert_eq!(seats.len(), 2);
-        assert!(seats.iter().all(|s| s.version == 3));
-    }
-
-    #[test]
-    fn one_seat_gone_refuses_all_of_them_and_names_it() {
-        let read = read(vec![
-            seat("12A", Standing::Free),
-            seat("12B", Standing::Taken),
-        ]);
-
-        let decided = refusal(decide(&explicit(&["12A", "12B"]), &read, &[], 0));
-
-        assert_eq!(
-            decided,
-            (FailureReason::SeatUnavailable, vec!["12B".into()])
-        );
-    }
-
-    #[test]
-    fn a_missing_seat_comes_before_a_taken_one() {
-        let read = read(vec![seat("12A", Standing::Taken)]);
-
-        let decided = refusal(decide(&explicit(&["12A", "40A"]), &read, &[], 0));
-
-        assert_eq!(decided, (FailureReason::SeatNotFound, vec!["40A".into()]));
-    }
-
-    #[test]
-    fn only_a_scheduled_flight_is_decided_on_its_seats() {
-        let mut cancelled = read(Vec::new());
-        cancelled.flight = Some(FlightStatus::Cancelled);
-        let mut missing = read(Vec::new());
-        missing.flight = None;
-        let mut departed = read(Vec::new());
-        departed.flight = Some(FlightStatus::Departed);
-        let order = explicit(&["1A"]);
-
-        assert_eq!(
-            refusal(decide(&order, &cancelled, &[], 0)).0,
-            FailureReason::FlightCancelled
-        );
-        assert_eq!(
-            refusal(decide(&order, &missing, &[], 0)).0,
-            FailureReason::FlightNotFound
-        );
-        assert_eq!(
-            refusal(decide(&order, &departed, &[], 0)).0,
-            FailureReason::FlightDeparted
-        );
+        seats
+            .iter()
+            .map(|taken| {
+                let seat = read.seats.iter().find(|s| s.seat_id == taken.seat_id);
+                seat.map_or_else(String::new, |s| s.seat_number.to_string())
+            })
+            .collect()
     }
 
     #[test]
@@ -495,10 +357,15 @@ mod tests {
         ];
         let lost: Vec<Uuid> = free[..2].iter().map(|s| s.seat_id).collect();
         let read = read(free);
+        let cabin = Some(Cabin::Economy);
 
-        let first = taken(decide(&any(2), &read, &lost, 1));
+        let first = taken(pick_any(&any(2), 2, cabin, &read, &lost, 1), &read);
         let everything_lost: Vec<Uuid> = read.seats.iter().map(|s| s.seat_id).collect();
-        let still = taken(decide(&any(2), &read, &everything_lost, 1));
+        let still = taken(
+            pick_any(&any(2), 2, cabin, &read, &everything_lost, 1),
+            &read,
+        );
+        let five = pick_any(&any(5), 5, cabin, &read, &[], 0);
 
         assert_eq!(first, vec!["11A", "11B"]);
         assert_eq!(
@@ -506,10 +373,24 @@ mod tests {
             2,
             "a lost race never makes an order INSUFFICIENT"
         );
-        assert_eq!(
-            refusal(decide(&any(5), &read, &[], 0)).0,
-            FailureReason::InsufficientSeats
+        assert!(
+            matches!(five, Pick::Insufficient(ref message)
+                if message.starts_with("5 seats requested but 4 free in ECONOMY")),
+            "{five:?}"
         );
+    }
+
+    #[test]
+    fn an_any_seat_order_for_a_flight_that_takes_no_holds_picks_nothing() {
+        let mut cancelled = read(vec![seat("10A", Standing::Free)]);
+        cancelled.flight = Some(FlightStatus::Cancelled);
+        let mut missing = read(Vec::new());
+        missing.flight = None;
+
+        for read in [cancelled, missing] {
+            let pick = pick_any(&any(1), 1, None, &read, &[], 0);
+            assert!(matches!(pick, Pick::NotScheduled), "{pick:?}");
+        }
     }
 
     #[test]

@@ -12,13 +12,14 @@ use uuid::Uuid;
 
 use crate::db::Function;
 use crate::domain::{
-    Cabin, FlightStatus, HeldSeat, HoldStatus, OrderCloser, OutgoingEvent, SeatNumber, SeatStatus,
+    Cabin, FailureReason, FlightStatus, HeldSeat, HoldStatus, OrderCloser, OutgoingEvent,
+    SeatNumber, SeatStatus,
 };
 
 /// The optimistic read of an `OrderCreated`.
 pub const READ_REQUEST: Function = Function::named("inventory_read_request");
-/// The all-or-nothing decision of an `OrderCreated`.
-pub const RESERVE: Function = Function::named("inventory_reserve");
+/// The decision of an `OrderCreated`, all or nothing, with its answer.
+pub const DECIDE_ORDER: Function = Function::named("inventory_decide_order");
 /// The optimistic read of one order, for a transition.
 pub const READ_ORDER: Function = Function::named("inventory_read_order");
 /// Orders with lapsed holds, read as [`READ_ORDER`] reads one.
@@ -91,22 +92,39 @@ pub enum Standing {
     Taken,
 }
 
+/// An `OrderCreated` to decide ([`DECIDE_ORDER`]).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Reserve<'a> {
+pub struct DecideOrder<'a> {
     pub order_id: Uuid,
+    /// `None` for a request whose flight id could not be read.
     pub flight_id: Option<Uuid>,
     pub fingerprint: &'a str,
-    /// The seats to take, each at the version read.
-    pub seats: Vec<SeatAt>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    /// Skip seats another transaction is taking instead of waiting for them.
+    /// The answer's event id.
+    pub event_id: Uuid,
+    pub causation_id: &'a str,
+    /// The seats as requested, echoed in a refusal; the seats to take when there is
+    /// neither `take` nor `refusal`.
+    pub seats: &'a [String],
+    /// How long a hold lasts, from the decision.
+    pub ttl_ms: i64,
+    /// An any-seat order's pick, each seat at the version read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub take: Option<Vec<SeatAt>>,
+    /// Skip picked seats another transaction is taking instead of waiting for them.
     pub skip_locked: bool,
-    pub event: &'a OutgoingEvent,
+    /// A refusal decided before the call (an invalid request, too few free seats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<Refusal>,
 }
 
 #[derive(Serialize)]
+pub struct Refusal {
+    pub reason: FailureReason,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeatAt {
     pub seat_id: Uuid,
@@ -114,14 +132,28 @@ pub struct SeatAt {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
-pub enum Reserved {
-    /// Committed: the claim, the holds and the outcome in the outbox.
-    Decided,
-    /// These seats changed since they were read; nothing was written.
-    Lost { lost: Vec<Uuid> },
-    /// Another delivery of the same order decided first.
-    DecidedElsewhere,
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "outcome"
+)]
+pub enum OrderDecision {
+    /// Committed: the claim, the holds and the answer in the outbox.
+    Decided {
+        event: OutgoingEvent,
+        /// `None`: the seats are held.
+        reason: Option<FailureReason>,
+        /// How many seats are held.
+        seats: usize,
+        lost_races: u32,
+    },
+    /// The order was decided before (or closed before it was reserved); nothing written.
+    Earlier { earlier: Earlier },
+    /// Named seats are held by lapsed holds of these orders; nothing written.
+    Lapsed { holders: Vec<Uuid> },
+    /// The seats picked changed since they were read (or every race was lost); nothing
+    /// written.
+    Lost { lost: Vec<Uuid>, lost_races: u32 },
 }
 
 #[derive(Serialize)]

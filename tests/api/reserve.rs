@@ -295,3 +295,50 @@ async fn no_statement_is_left_prepared_on_the_session(_: PgPoolOptions, options:
     assert!(!backend_changed, "the app used one connection");
     app.assert_consistent().await;
 }
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn answers_name_seats_in_the_order_asked_and_a_missing_seat_before_a_taken_one(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    app.answer(order_created(Uuid::new_v4(), &["7A", "7C"]))
+        .await;
+
+    let (reserved_type, reserved) = app
+        .answer(order_created(Uuid::new_v4(), &["8B", "8A"]))
+        .await;
+    let (_, missing) = app
+        .answer(order_created(Uuid::new_v4(), &["7C", "31A", "7A"]))
+        .await;
+    let (_, taken) = app
+        .answer(order_created(Uuid::new_v4(), &["7C", "8C", "7A"]))
+        .await;
+
+    assert_eq!(reserved_type, DetailType::SeatReserved);
+    let numbers: Vec<&str> = reserved["seats"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|seat| seat["seatNumber"].as_str())
+        .collect();
+    assert_eq!(numbers, ["8B", "8A"]);
+    assert_eq!(
+        (&missing["reason"], &missing["unavailableSeats"]),
+        (&json!("SEAT_NOT_FOUND"), &json!(["31A"]))
+    );
+    assert_eq!(
+        missing["message"],
+        format!("no seat 31A on flight {FLIGHT}")
+    );
+    assert_eq!(
+        (&taken["reason"], &taken["unavailableSeats"]),
+        (&json!("SEAT_UNAVAILABLE"), &json!(["7C", "7A"]))
+    );
+    assert_eq!(taken["message"], "seats 7C, 7A are no longer available");
+    assert_eq!(app.seat("8C").await, ("AVAILABLE".into(), 1));
+    app.assert_consistent().await;
+}
