@@ -29,12 +29,31 @@ template="${TEMPLATE:-template.yaml}"
 
 log() { echo "check-template.sh: $*" >&2; }
 
-# cfn-lint exits non-zero on errors, warnings and informational findings alike.
-log "cfn-lint $template"
-cfn-lint "$template"
-# sam validate --lint runs cfn-lint again through SAM's own translator version.
-log "sam validate --lint"
-sam validate --lint --template "$template"
+# Both values of OrderIntake: the template as it is (direct by default), and a copy whose
+# default is queue, so the resources only that value creates are linted as deployed.
+mkdir -p .aws-sam
+queue_template=".aws-sam/template-intake-queue.yaml"
+python3 - "$template" "$queue_template" <<'PY'
+import re
+import sys
+
+source, target = sys.argv[1:]
+text = open(source).read()
+changed, count = re.subn(
+    r"(\n  OrderIntake:\n    Type: String\n    Default: )direct\n", r"\1queue\n", text
+)
+if count != 1:
+    sys.exit(f"{source}: no OrderIntake parameter defaulting to direct")
+open(target, "w").write(changed)
+PY
+for linted in "$template" "$queue_template"; do
+    # cfn-lint exits non-zero on errors, warnings and informational findings alike.
+    log "cfn-lint $linted"
+    cfn-lint "$linted"
+    # sam validate --lint runs cfn-lint again through SAM's own translator version.
+    log "sam validate --lint ($linted)"
+    sam validate --lint --template "$linted"
+done
 
 env_vars="${SAM_LOCAL_ENV:-events/sam-local-env.json}"
 log "$env_vars names what each function of $template declares"
@@ -107,8 +126,11 @@ if [[ "${1:-}" == "--build" ]]; then
         sed 's/Architectures: \[arm64\]/Architectures: [x86_64]/' "$template" >"$build_template"
         grep -q 'Architectures: \[x86_64\]' "$build_template"
     fi
-    log "sam build ($build_template)"
-    sam build --template "$build_template" --base-dir . --build-dir "$build_dir"
+    for intake in queue direct; do
+        log "sam build ($build_template, OrderIntake=$intake)"
+        sam build --template "$build_template" --base-dir . --build-dir "$build_dir" \
+            --parameter-overrides "OrderIntake=$intake"
+    done
     for function in InventoryFunction AvailabilityFunction; do
         bootstrap="$build_dir/$function/bootstrap"
         # The artefact is our binary: it says its name, and started as Lambda would start

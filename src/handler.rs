@@ -10,6 +10,8 @@ use tracing::field::display;
 
 use uuid::Uuid;
 
+mod batch;
+
 use crate::availability::{self, HttpResponse};
 use crate::db::{Database, DbError, Session};
 use crate::deadline::{self, Deadline};
@@ -415,50 +417,7 @@ impl<B: EventBus> App<B> {
         order_id: OrderId,
         reservation: Reservation,
     ) -> Result<Handled, HandlerError> {
-        let (event, released) = match reservation {
-            Reservation::Decided {
-                event,
-                released,
-                lost_races,
-            } => {
-                tracing::info!(
-                    outcome = event.detail_type.as_str(),
-                    lost_races,
-                    expired_holders = released.len(),
-                    "order decided"
-                );
-                (event, released)
-            }
-            Reservation::Replayed(event) => {
-                tracing::info!(
-                    outcome = event.detail_type.as_str(),
-                    "order decided before; answering again"
-                );
-                (event, Vec::new())
-            }
-            Reservation::ConflictsWithEarlierRequest => {
-                return Err(conflicting(
-                    order_id,
-                    "was decided before for another request; that outcome stands",
-                ));
-            }
-            Reservation::ClosedBeforeReserved(closer) => {
-                return Err(conflicting(
-                    order_id,
-                    match closer {
-                        OrderCloser::PaymentSucceeded => {
-                            "was closed by its PaymentSucceeded before its seats were requested"
-                        }
-                        OrderCloser::PaymentFailed => {
-                            "was closed by its PaymentFailed before its seats were requested"
-                        }
-                        OrderCloser::OrderCancelled => {
-                            "was closed by its OrderCancelled before its seats were requested"
-                        }
-                    },
-                ));
-            }
-        };
+        let (event, released) = reservation_answer(order_id, reservation)?;
         self.publish(
             session,
             std::iter::once(event.clone()).chain(released).collect(),
@@ -641,6 +600,59 @@ fn record_flight(flight_id: FlightId, causation_id: &str) {
 
 /// Puts the order id and the incoming event id on the invocation's span, so that every
 /// log line of this invocation carries them.
+/// The answer to publish for an order's reservation, with the `SeatReleased` of holders it
+/// expired on the way; or the error of a request that conflicts with the order's first.
+fn reservation_answer(
+    order_id: OrderId,
+    reservation: Reservation,
+) -> Result<(OutgoingEvent, Vec<OutgoingEvent>), HandlerError> {
+    let answer = match reservation {
+        Reservation::Decided {
+            event,
+            released,
+            lost_races,
+        } => {
+            tracing::info!(
+                outcome = event.detail_type.as_str(),
+                lost_races,
+                expired_holders = released.len(),
+                "order decided"
+            );
+            (event, released)
+        }
+        Reservation::Replayed(event) => {
+            tracing::info!(
+                outcome = event.detail_type.as_str(),
+                "order decided before; answering again"
+            );
+            (event, Vec::new())
+        }
+        Reservation::ConflictsWithEarlierRequest => {
+            return Err(conflicting(
+                order_id,
+                "was decided before for another request; that outcome stands",
+            ));
+        }
+        Reservation::ClosedBeforeReserved(closer) => {
+            return Err(conflicting(
+                order_id,
+                match closer {
+                    OrderCloser::PaymentSucceeded => {
+                        "was closed by its PaymentSucceeded before its seats were requested"
+                    }
+                    OrderCloser::PaymentFailed => {
+                        "was closed by its PaymentFailed before its seats were requested"
+                    }
+                    OrderCloser::OrderCancelled => {
+                        "was closed by its OrderCancelled before its seats were requested"
+                    }
+                },
+            ));
+        }
+    };
+    Ok(answer)
+}
+
 fn record_ids(order_id: OrderId, causation_id: &str) {
     let span = tracing::Span::current();
     span.record("orderId", display(order_id));

@@ -61,14 +61,23 @@ pub async fn run<B: EventBus + 'static>(
             // recursion limit of the runtime's nested futures; one allocation per invocation.
             // An HTTP request gets its response object back; an event gets null.
             let result = match inbound::read_payload(event.payload.get()) {
-                Ok(payload) => Box::pin(app.handle_until(payload, deadline))
-                    .await
-                    .map(|handled| match handled {
-                        Handled::Http(response) => {
-                            serde_json::to_value(response).unwrap_or(Value::Null)
-                        }
-                        _ => Value::Null,
-                    }),
+                Ok(payload) => match inbound::read_batch(&payload) {
+                    // An SQS batch (the queued intake) gets the messages to try again back.
+                    // Never null for a batch: Lambda would read that as nothing to retry.
+                    Some(batch) => Box::pin(app.handle_batch_until(batch, deadline))
+                        .await
+                        .and_then(|response| {
+                            serde_json::to_value(response).map_err(HandlerError::from)
+                        }),
+                    None => Box::pin(app.handle_until(payload, deadline))
+                        .await
+                        .map(|handled| match handled {
+                            Handled::Http(response) => {
+                                serde_json::to_value(response).unwrap_or(Value::Null)
+                            }
+                            _ => Value::Null,
+                        }),
+                },
                 Err(error) => {
                     tracing::error!(error = %error, "unreadable payload; failing the invocation");
                     crate::metrics::unreadable_event();

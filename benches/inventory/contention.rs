@@ -454,7 +454,7 @@ async fn give_back(database: &Database, seat: Uuid) -> Result<()> {
 }
 
 /// splitmix64: each instance draws its own reproducible sequence of orders.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -471,10 +471,15 @@ impl Rng {
 
     /// 1 to 3 distinct seats of the hot set.
     fn order_seats(&mut self) -> Vec<usize> {
+        self.order_seats_among(HOT_SEATS)
+    }
+
+    /// 1 to 3 distinct seats of the first `hot` seats.
+    pub fn order_seats_among(&mut self, hot: usize) -> Vec<usize> {
         let count = 1 + self.below(3);
         let mut seats = Vec::with_capacity(count);
         while seats.len() < count {
-            let seat = self.below(HOT_SEATS);
+            let seat = self.below(hot);
             if !seats.contains(&seat) {
                 seats.push(seat);
             }

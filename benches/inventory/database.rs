@@ -139,6 +139,11 @@ impl BenchDb {
 
     /// A new flight departing in 30 days, rows 1-30, seats A-F, all free.
     pub async fn flight(&self) -> Result<Uuid> {
+        self.flight_of_rows(30).await
+    }
+
+    /// A new flight departing in 30 days, rows 1 to `rows`, seats A-F, all free.
+    pub async fn flight_of_rows(&self, rows: i32) -> Result<Uuid> {
         static NUMBER: AtomicU32 = AtomicU32::new(1);
         let flight_id = Uuid::new_v4();
         let code = format!("BN{}", NUMBER.fetch_add(1, Ordering::Relaxed));
@@ -155,10 +160,11 @@ impl BenchDb {
         sqlx::query(
             "INSERT INTO flight_seats (seat_id, flight_id, seat_number)
              SELECT gen_random_uuid(), $1, seat_row || seat_letter
-             FROM generate_series(1, 30) AS seat_row,
+             FROM generate_series(1, $2) AS seat_row,
                   unnest(ARRAY['A', 'B', 'C', 'D', 'E', 'F']) AS seat_letter",
         )
         .bind(flight_id)
+        .bind(rows)
         .execute(&self.admin)
         .await?;
         Ok(flight_id)
@@ -234,6 +240,38 @@ impl BenchDb {
             ));
         }
         Ok(consistency)
+    }
+
+    /// The flight after a flash sale through the ceiling: `taken` seats are LOCKED, each
+    /// taken once (version 2), the rest free and untouched, and no hold anywhere.
+    pub async fn check_sold_by_ceiling(&self, flight_id: Uuid, taken: u64) -> Result<Consistency> {
+        let row = sqlx::query(
+            "SELECT count(*) AS seats,
+                    count(*) FILTER (WHERE status = 'LOCKED' AND version = 2) AS sold_once,
+                    count(*) FILTER (WHERE NOT (status = 'LOCKED' AND version = 2)
+                                       AND NOT (status = 'AVAILABLE' AND version = 1)) AS odd,
+                    (SELECT count(*) FROM inventory_locks WHERE flight_id = $1) AS holds
+             FROM flight_seats
+             WHERE flight_id = $1",
+        )
+        .bind(flight_id)
+        .fetch_one(&self.admin)
+        .await?;
+        let (sold_once, odd): (i64, i64) = (row.get("sold_once"), row.get("odd"));
+        let mut problems = Vec::new();
+        if u64::try_from(sold_once).ok() != Some(taken) {
+            problems.push(format!(
+                "{sold_once} seats taken once, but {taken} takes counted"
+            ));
+        }
+        if odd != 0 {
+            problems.push(format!("{odd} seats changed other than by one take"));
+        }
+        Ok(Consistency {
+            seats: row.get("seats"),
+            holds: row.get("holds"),
+            problems,
+        })
     }
 
     /// The flight after a ceiling run: every take was released, nothing else touched it,

@@ -11,7 +11,7 @@
 //!
 //! Options: `--quick`, `--json PATH`, `--svg PATH` (the contention chart, `chart.rs`:
 //! decided/s and p50 latency against K, handler beside ceiling; needs that section),
-//! `--only contention,round-trips,cold-start,memory`, `--binary PATH` (measure this binary,
+//! `--only contention,flash-sale,round-trips,cold-start,memory`, `--binary PATH` (measure this binary,
 //! don't build), `--no-build` (use target/shipped's binary as it is), `--seconds N` per
 //! contention phase, `--cold-starts N`, `--invocations N`.
 //! `DATABASE_URL` names the server; without it `scripts/postgres.sh` finds or starts one.
@@ -22,6 +22,7 @@ mod chart;
 mod contention;
 mod database;
 mod events;
+mod flash_sale;
 mod report;
 mod round_trips;
 
@@ -42,14 +43,16 @@ const BENCH_DATABASE: &str = "aeronode_bench";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Section {
     Contention,
+    FlashSale,
     RoundTrips,
     ColdStart,
     Memory,
 }
 
 impl Section {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::Contention,
+        Self::FlashSale,
         Self::RoundTrips,
         Self::ColdStart,
         Self::Memory,
@@ -58,6 +61,7 @@ impl Section {
     fn parse(raw: &str) -> Option<Self> {
         match raw {
             "contention" => Some(Self::Contention),
+            "flash-sale" => Some(Self::FlashSale),
             "round-trips" => Some(Self::RoundTrips),
             "cold-start" => Some(Self::ColdStart),
             "memory" => Some(Self::Memory),
@@ -119,7 +123,7 @@ fn options() -> Result<Options> {
                     .split(',')
                     .map(|name| {
                         Section::parse(name.trim()).ok_or_else(|| {
-                            format!("unknown section {name:?} (contention, round-trips, cold-start, memory)")
+                            format!("unknown section {name:?} (contention, flash-sale, round-trips, cold-start, memory)")
                         })
                     })
                     .collect::<std::result::Result<_, _>>()?;
@@ -214,6 +218,12 @@ async fn run(options: Options) -> Result<bool> {
         consistent &= phases.iter().all(|phase| phase.consistency.is_ok());
         results.contention = Some(phases);
     }
+    let mut flash_sale = None;
+    if want(Section::FlashSale) {
+        let phases = flash_sale::run(&db, &events).await?;
+        consistent &= phases.iter().all(|phase| phase.consistency.is_ok());
+        flash_sale = Some(phases);
+    }
     if want(Section::RoundTrips) {
         let counted = round_trips::run(&db, &events).await?;
         consistent &= counted.consistency.is_ok();
@@ -257,6 +267,9 @@ async fn run(options: Options) -> Result<bool> {
 
     let command = report::command_line(plan.quick, options.json.as_deref());
     println!("{}", results.markdown(&machine, plan, &command));
+    if let Some(phases) = &flash_sale {
+        println!("{}", flash_sale::markdown(phases));
+    }
     if let Some(path) = &options.json {
         let document = json!({
             "command": command,
@@ -269,6 +282,9 @@ async fn run(options: Options) -> Result<bool> {
                 "memoryInvocations": plan.memory_invocations,
             },
             "results": results.json(plan),
+            "flashSale": flash_sale
+                .as_ref()
+                .map(|phases| phases.iter().map(flash_sale::SalePhase::json).collect::<Vec<_>>()),
             "consistent": consistent,
         });
         write_file(path, &(serde_json::to_string_pretty(&document)? + "\n"))?;

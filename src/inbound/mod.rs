@@ -5,6 +5,7 @@ pub mod http;
 mod lifecycle;
 mod order_created;
 mod payload;
+mod queue;
 mod schedule;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -14,6 +15,7 @@ pub use http::{HttpRequest, Resource};
 pub use lifecycle::{ConfirmOrder, ReleaseOrder};
 pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
 pub use payload::read_payload;
+pub use queue::{Queued, read_batch};
 pub use schedule::{CancelFlight, OpenFlight, RejectedSchedule};
 
 use crate::domain::ReleaseReason;
@@ -73,6 +75,8 @@ pub enum UnreadableEvent {
     NoOrderId { detail_type: &'static str },
     #[error("the {detail_type} detail has no readable flightId")]
     NoFlightId { detail_type: &'static str },
+    #[error("the queued message has no body")]
+    EmptyMessage,
     #[error("the HTTP request has no method or path")]
     MalformedHttp,
     #[error("the {detail_type} detail is invalid: {problem}")]

@@ -20,7 +20,7 @@ pub use lifecycle::{
     Confirmation, Expiry, Release, cancellations_held, confirm, expire_lapsed_holds, quarantined,
     release, release_quarantine,
 };
-pub use reserve::{refuse_invalid, reserve};
+pub use reserve::{BatchOrder, Batched, refuse_invalid, reserve, reserve_batch};
 
 /// How long a hold lasts before it may be released (`LOCK_TTL_SECONDS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,20 +25,7 @@ pub async fn reserve(
     request: &ReserveSeats,
     ttl: LockTtl,
 ) -> Result<Reservation, InventoryError> {
-    let fingerprint = request.fingerprint();
-    let named = request.seats.named();
-    let mut call = DecideOrder {
-        order_id: request.order_id.as_uuid(),
-        flight_id: Some(request.flight_id.as_uuid()),
-        fingerprint: &fingerprint,
-        event_id: Uuid::new_v4(),
-        causation_id: &request.causation_id,
-        seats: &named,
-        ttl_ms: ttl.0.num_milliseconds(),
-        take: None,
-        skip_locked: false,
-        refusal: None,
-    };
+    let mut call = decision_of(request, ttl);
     // Seats an any-seat order failed to take because another order had them: not again.
     let mut lost_to_others: Vec<Uuid> = Vec::new();
     let mut released = Vec::new();
@@ -48,7 +35,7 @@ pub async fn reserve(
             let mut read: RequestRead =
                 session.read(sql::READ_REQUEST, &read_args(request)).await?;
             if let Some(earlier) = read.earlier.take() {
-                return replay(request.order_id, &fingerprint, earlier);
+                return replay(request.order_id, &call.fingerprint, earlier);
             }
             let holders = lapsed_holders(&read.seats, &request.seats);
             if !holders.is_empty() {
@@ -96,7 +83,7 @@ pub async fn reserve(
                 });
             }
             OrderDecision::Earlier { earlier } => {
-                return replay(request.order_id, &fingerprint, earlier);
+                return replay(request.order_id, &call.fingerprint, earlier);
             }
             OrderDecision::Lapsed { holders } => {
                 released.extend(
@@ -222,19 +209,31 @@ fn pick_any(
     }
 }
 
-/// Records `INVALID_REQUEST` as the order's outcome, once: a request the same as the first
-/// gets the same answer again, another one under the same order id is a conflict.
-pub async fn refuse_invalid(
-    session: &mut Session<'_>,
-    invalid: &InvalidOrder,
-) -> Result<Reservation, InventoryError> {
-    let call = DecideOrder {
+/// The decision call of a valid order, before any any-seat pick.
+fn decision_of(request: &ReserveSeats, ttl: LockTtl) -> DecideOrder<'_> {
+    DecideOrder {
+        order_id: request.order_id.as_uuid(),
+        flight_id: Some(request.flight_id.as_uuid()),
+        fingerprint: request.fingerprint(),
+        event_id: Uuid::new_v4(),
+        causation_id: &request.causation_id,
+        seats: request.seats.named(),
+        ttl_ms: ttl.0.num_milliseconds(),
+        take: None,
+        skip_locked: false,
+        refusal: None,
+    }
+}
+
+/// The decision call that records an invalid request's `INVALID_REQUEST`.
+fn refusal_of(invalid: &InvalidOrder) -> DecideOrder<'_> {
+    DecideOrder {
         order_id: invalid.order_id.as_uuid(),
         flight_id: invalid.flight_id.map(|flight| flight.as_uuid()),
-        fingerprint: &invalid.fingerprint,
+        fingerprint: invalid.fingerprint.clone(),
         event_id: Uuid::new_v4(),
         causation_id: &invalid.causation_id,
-        seats: &invalid.seats,
+        seats: invalid.seats.clone(),
         ttl_ms: 0,
         take: None,
         skip_locked: false,
@@ -242,7 +241,100 @@ pub async fn refuse_invalid(
             reason: FailureReason::InvalidRequest,
             message: invalid.problem.clone(),
         }),
+    }
+}
+
+/// An order of a batch: one that names its seats, or an invalid one.
+#[derive(Clone, Copy, Debug)]
+pub enum BatchOrder<'a> {
+    Named(&'a ReserveSeats),
+    Invalid(&'a InvalidOrder),
+}
+
+impl BatchOrder<'_> {
+    fn order_id(&self) -> OrderId {
+        match self {
+            Self::Named(request) => request.order_id,
+            Self::Invalid(invalid) => invalid.order_id,
+        }
+    }
+}
+
+/// What a batch decided for one of its orders.
+#[derive(Debug)]
+pub enum Batched {
+    Decided(Reservation),
+    /// It needs calls of its own (its seats are held by lapsed holds): decide it alone.
+    Alone,
+}
+
+/// Decides a batch of orders in one call and one commit, each all or nothing on its own and
+/// idempotent by its id, and answers for each, in the order given. A fault fails the whole
+/// batch and commits nothing; its orders can then be decided one at a time.
+pub async fn reserve_batch(
+    session: &mut Session<'_>,
+    orders: &[BatchOrder<'_>],
+    ttl: LockTtl,
+) -> Result<Vec<Batched>, InventoryError> {
+    // Claimed in order id order, as every batch claims, so two never wait in a cycle.
+    let mut by_id: Vec<usize> = (0..orders.len()).collect();
+    by_id.sort_by_key(|&i| orders[i].order_id().as_uuid());
+    let calls: Vec<DecideOrder<'_>> = by_id
+        .iter()
+        .map(|&i| match orders[i] {
+            BatchOrder::Named(request) => decision_of(request, ttl),
+            BatchOrder::Invalid(invalid) => refusal_of(invalid),
+        })
+        .collect();
+    let args = sql::DecideOrders {
+        ttl_ms: ttl.0.num_milliseconds(),
+        orders: &calls,
     };
+    let decisions: Vec<OrderDecision> = session.write(sql::DECIDE_ORDERS, &args).await?;
+    if decisions.len() != calls.len() {
+        return Err(InventoryError::Database(crate::db::DbError::Inconsistent {
+            message: format!("{} decisions for {} orders", decisions.len(), calls.len()),
+        }));
+    }
+    let mut answers: Vec<Option<Batched>> = orders.iter().map(|_| None).collect();
+    for ((&i, call), decision) in by_id.iter().zip(&calls).zip(decisions) {
+        let answer = match decision {
+            OrderDecision::Decided {
+                event,
+                reason,
+                seats,
+                lost_races,
+            } => {
+                match reason {
+                    Some(reason) => metrics::reservation_refused(reason),
+                    None => metrics::seats_reserved(seats),
+                }
+                Batched::Decided(Reservation::Decided {
+                    event,
+                    released: Vec::new(),
+                    lost_races,
+                })
+            }
+            OrderDecision::Earlier { earlier } => {
+                Batched::Decided(replay(orders[i].order_id(), &call.fingerprint, earlier)?)
+            }
+            OrderDecision::Lapsed { .. } | OrderDecision::Lost { .. } => Batched::Alone,
+        };
+        answers[i] = Some(answer);
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.unwrap_or(Batched::Alone))
+        .collect())
+}
+
+/// Records `INVALID_REQUEST` as the order's outcome, once: a request the same as the first
+/// gets the same answer again, another one under the same order id is a conflict.
+pub async fn refuse_invalid(
+    session: &mut Session<'_>,
+    invalid: &InvalidOrder,
+) -> Result<Reservation, InventoryError> {
+    let call = refusal_of(invalid);
     // Nothing to take, so nothing can be lost: decided, or decided by another delivery.
     for _ in 0..MAX_ATTEMPTS {
         match session.write(sql::DECIDE_ORDER, &call).await? {

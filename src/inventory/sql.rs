@@ -20,6 +20,8 @@ use crate::domain::{
 pub const READ_REQUEST: Function = Function::named("inventory_read_request");
 /// The decision of an `OrderCreated`, all or nothing, with its answer.
 pub const DECIDE_ORDER: Function = Function::named("inventory_decide_order");
+/// The decisions of a batch of `OrderCreated`, in one call and one commit.
+pub const DECIDE_ORDERS: Function = Function::named("inventory_decide_orders");
 /// The optimistic read of one order, for a transition.
 pub const READ_ORDER: Function = Function::named("inventory_read_order");
 /// Orders with lapsed holds, read as [`READ_ORDER`] reads one.
@@ -99,13 +101,13 @@ pub struct DecideOrder<'a> {
     pub order_id: Uuid,
     /// `None` for a request whose flight id could not be read.
     pub flight_id: Option<Uuid>,
-    pub fingerprint: &'a str,
+    pub fingerprint: String,
     /// The answer's event id.
     pub event_id: Uuid,
     pub causation_id: &'a str,
     /// The seats as requested, echoed in a refusal; the seats to take when there is
     /// neither `take` nor `refusal`.
-    pub seats: &'a [String],
+    pub seats: Vec<String>,
     /// How long a hold lasts, from the decision.
     pub ttl_ms: i64,
     /// An any-seat order's pick, each seat at the version read.
@@ -116,6 +118,15 @@ pub struct DecideOrder<'a> {
     /// A refusal decided before the call (an invalid request, too few free seats).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Refusal>,
+}
+
+/// Orders to decide together ([`DECIDE_ORDERS`]), in order id order; each answers as
+/// [`DECIDE_ORDER`] would, in the same order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecideOrders<'a> {
+    pub ttl_ms: i64,
+    pub orders: &'a [DecideOrder<'a>],
 }
 
 #[derive(Serialize)]

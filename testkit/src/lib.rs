@@ -3,7 +3,8 @@
 //!
 //! - [`runtime_api`]: the Lambda Runtime API, to run the real binary as Lambda does;
 //! - [`put_events`]: EventBridge's PutEvents, accepting every entry;
-//! - [`wire`]: a TCP proxy in front of PostgreSQL that counts round trips and statements.
+//! - [`wire`]: a TCP proxy in front of PostgreSQL that counts round trips and statements;
+//! - [`sqs`]: SQS events, as the queued intake receives them.
 //!
 //! The two HTTP stubs are hyper servers that answer every request in one write on a
 //! `TCP_NODELAY` socket (see [`loopback`]). Everything stops when its handle is dropped.
@@ -11,6 +12,7 @@
 mod loopback;
 pub mod put_events;
 pub mod runtime_api;
+pub mod sqs;
 pub mod wire;
 
 use std::time::Duration;

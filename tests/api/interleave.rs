@@ -2,8 +2,8 @@
 //! the spirit of TigerBeetle's VOPR: several instances, one connection each, take random
 //! events at once (orders that collide, redeliveries, payments and cancellations early and
 //! late, flights opened and cancelled, the schedule, time passing, a seat changed behind
-//! its hold, flights retired, the seat map read), and every invariant is checked after
-//! every step.
+//! its hold, flights retired, the seat map read, and batches of order and payment events
+//! from the queued intake), and every invariant is checked after every step.
 //!
 //! `INTERLEAVE_SEED=<n>` replays a seed (the events sent are the same; the interleaving of
 //! the instances is the scheduler's), `INTERLEAVE_STEPS=<n>` sets the number of steps
@@ -35,6 +35,10 @@ use world::{Rng, World, describe, get_seats};
 
 /// Instances taking events at once.
 const INSTANCES: usize = 4;
+/// How often in a thousand an instance takes a batch from the queued intake instead of
+/// one event, and the most events a batch holds.
+const BATCH_PER_MILLE: u64 = 100;
+const MAX_BATCH: usize = 10;
 /// Steps shown when an invariant breaks.
 const SHOWN_STEPS: usize = 60;
 const DEFAULT_STEPS: usize = 5_000;
@@ -177,6 +181,21 @@ enum Action {
     Poison,
 }
 
+/// What an instance's task came back with.
+enum Done {
+    One(Result<Handled, HandlerError>),
+    /// A queued batch: the messages it asked to have again, or the fault that failed it.
+    Batch(Result<usize, HandlerError>),
+}
+
+/// The events the queued intake carries (the order and payment rules' targets).
+fn queued_kind(event: &Value) -> bool {
+    matches!(
+        event["detail-type"].as_str(),
+        Some("OrderCreated" | "OrderCancelled" | "PaymentSucceeded" | "PaymentFailed")
+    )
+}
+
 struct Simulation {
     db: PgPool,
     instances: Vec<Instance>,
@@ -187,6 +206,8 @@ struct Simulation {
     memory: Memory,
     step: usize,
     history: VecDeque<String>,
+    /// Events chosen while a batch was filled that the queue does not carry: sent next.
+    deferred: VecDeque<Value>,
     outcomes: BTreeMap<String, usize>,
     seed: u64,
     keep_going: bool,
@@ -242,6 +263,7 @@ impl Simulation {
             memory: Memory::default(),
             step: 0,
             history: VecDeque::new(),
+            deferred: VecDeque::new(),
             outcomes: BTreeMap::new(),
             seed,
             keep_going,
@@ -263,6 +285,21 @@ impl Simulation {
         let mut tasks = Vec::new();
         let mut labels = Vec::new();
         for n in 0..INSTANCES {
+            if self.rng.chance(BATCH_PER_MILLE) {
+                let batch = self.queued_batch(n).await;
+                let outage = self.rng.chance(20);
+                let described: Vec<String> =
+                    batch.iter().map(|e| describe(e, &self.world)).collect();
+                let label = format!("batch of {}: {}", batch.len(), described.join("; "));
+                let app = self.instances[n].app.clone();
+                app.bus().outage.store(outage, Ordering::SeqCst);
+                labels.push((self.step, n, label, outage));
+                tasks.push(tokio::spawn(
+                    async move { handle_batch(&app, &batch).await },
+                ));
+                self.step += 1;
+                continue;
+            }
             let action = self.choose();
             let outage = self.rng.chance(20);
             match action {
@@ -271,7 +308,9 @@ impl Simulation {
                     let app = self.instances[n].app.clone();
                     app.bus().outage.store(outage, Ordering::SeqCst);
                     labels.push((self.step, n, label, outage));
-                    tasks.push(tokio::spawn(async move { app.handle(event).await }));
+                    tasks.push(tokio::spawn(
+                        async move { Done::One(app.handle(event).await) },
+                    ));
                 }
                 other => self.act(n, other).await,
             }
@@ -295,10 +334,23 @@ impl Simulation {
                 .bus()
                 .outage
                 .store(false, Ordering::SeqCst);
-            let outcome = self.record(step, &label, &result);
+            let (outcome, error) = match result {
+                Done::One(result) => (self.record(step, &label, &result), result.err()),
+                Done::Batch(Ok(retried)) => {
+                    *self.outcomes.entry("batch → answered".into()).or_default() += 1;
+                    (format!("{retried} to try again"), None)
+                }
+                Done::Batch(Err(error)) => {
+                    *self
+                        .outcomes
+                        .entry(format!("batch → error {}", error.kind()))
+                        .or_default() += 1;
+                    (format!("error {}", error.kind()), Some(error))
+                }
+            };
             let fault = if outage { " [bus down]" } else { "" };
             self.remember(format!("step {step} i{n} {label}{fault} → {outcome}"));
-            if let Err(error) = &result {
+            if let Some(error) = &error {
                 let kind = error.kind();
                 if kind.starts_with("DatabaseRefused") {
                     found.push(violation(
@@ -334,9 +386,33 @@ impl Simulation {
         self.judge(found);
     }
 
+    /// Two to ten order and payment events for one instance's queued intake, chosen as
+    /// single events are; the others chosen meanwhile are sent singly next, and changes to
+    /// the world happen at once.
+    async fn queued_batch(&mut self, n: usize) -> Vec<Value> {
+        let size = 2 + self.rng.below(MAX_BATCH - 1);
+        let mut batch = Vec::with_capacity(size);
+        while batch.len() < size {
+            match self.choose_new() {
+                Action::Event(event) if queued_kind(&event) => batch.push(event),
+                Action::Event(event) => self.deferred.push_back(event),
+                other => self.act(n, other).await,
+            }
+        }
+        batch
+    }
+
+    /// The next event: one deferred by a batch, or a new choice.
+    fn choose(&mut self) -> Action {
+        match self.deferred.pop_front() {
+            Some(event) => Action::Event(event),
+            None => self.choose_new(),
+        }
+    }
+
     /// What the step does, from the seed alone (never from what the service answered), so
     /// a seed replays the same events.
-    fn choose(&mut self) -> Action {
+    fn choose_new(&mut self) -> Action {
         let rng = &mut self.rng;
         let world = &mut self.world;
         let step = self.step;
@@ -694,6 +770,20 @@ impl Simulation {
 }
 
 /// Errors the README says an event may rightly get.
+/// A batch of events as the queued intake hands it to an instance: SQS messages whose
+/// bodies are the EventBridge events.
+async fn handle_batch(app: &App<TapBus>, events: &[Value]) -> Done {
+    let payload = aeronode_testkit::sqs::batch_of_events(events);
+    let batch = aeronode_inventory::inbound::read_batch(&payload).expect("an SQS batch");
+    let deadline =
+        aeronode_inventory::deadline::Deadline::after(std::time::Duration::from_secs(30));
+    Done::Batch(
+        app.handle_batch_until(batch, deadline)
+            .await
+            .map(|response| response.batch_item_failures.len()),
+    )
+}
+
 fn expected_error(kind: &str) -> bool {
     matches!(
         kind,

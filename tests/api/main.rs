@@ -20,6 +20,7 @@ mod lifecycle;
 mod outbox;
 mod plans;
 mod pooler;
+mod queue;
 mod rds_iam;
 mod read_only;
 mod reserve;

@@ -1,0 +1,41 @@
+-- A batch of OrderCreated decided in one call and one commit: the queued intake
+-- (OrderIntake=queue) hands the function up to a batch of orders at once.
+--
+-- inventory_decide_orders(p) decides p.orders ([{orderId, flightId, fingerprint, eventId,
+-- causationId, seats, refusal?}], each as inventory_decide_order takes one, sorted by order
+-- id by the caller) with holds lasting p.ttlMs, and answers their outcomes in the same
+-- order, each as inventory_decide_order answers it. Every order stays all or nothing on its
+-- own and idempotent by its id: it is decided by inventory_decide_order itself, so the rules
+-- are not written twice. A refusal is an outcome like any other and never touches the
+-- others; an order that needs more than one call (its seats held by lapsed holds) is
+-- answered "lapsed" and decided alone afterwards.
+--
+-- Before deciding anything it locks every seat the batch names, once, in seat_id order: a
+-- batch then never loses a race to another writer, and two batches, or a batch and a single
+-- order (which also lock in seat_id order, holding nothing before), never wait on each
+-- other in a cycle. Orders are claimed in order id order for the same reason.
+--
+-- A fault (a lock timeout, a broken rule) fails the whole call and commits nothing; the
+-- caller then decides those orders one at a time.
+CREATE FUNCTION inventory_decide_orders(p jsonb) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    one     jsonb;
+    ttl     jsonb := jsonb_build_object('ttlMs', p->'ttlMs');
+    decided json[] := '{}';
+BEGIN
+    PERFORM inventory_begin(p);
+    PERFORM 1
+    FROM flight_seats AS seat
+    WHERE (seat.flight_id, seat.seat_number) IN (
+        SELECT (named.value->>'flightId')::uuid, number
+        FROM jsonb_array_elements(p->'orders') AS named,
+             jsonb_array_elements_text(named.value->'seats') AS number
+        WHERE NOT named.value ? 'refusal' AND NOT named.value ? 'take')
+    ORDER BY seat.seat_id
+    FOR UPDATE;
+    FOR one IN SELECT value FROM jsonb_array_elements(p->'orders') LOOP
+        decided := decided || inventory_decide_order(one || ttl);
+    END LOOP;
+    RETURN array_to_json(decided);
+END $$;
