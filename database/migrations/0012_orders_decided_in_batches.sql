@@ -25,13 +25,19 @@ DECLARE
     decided json[] := '{}';
 BEGIN
     PERFORM inventory_begin(p);
+    -- Each named seat found through its (flight_id, seat_number) key (the LIMIT keeps the
+    -- planner from joining whole flights), then all of them locked through the primary key.
     PERFORM 1
     FROM flight_seats AS seat
-    WHERE (seat.flight_id, seat.seat_number) IN (
-        SELECT (named.value->>'flightId')::uuid, number
+    WHERE seat.seat_id = ANY (ARRAY(
+        SELECT found.seat_id
         FROM jsonb_array_elements(p->'orders') AS named,
-             jsonb_array_elements_text(named.value->'seats') AS number
-        WHERE NOT named.value ? 'refusal' AND NOT named.value ? 'take')
+             jsonb_array_elements_text(named.value->'seats') AS number,
+             LATERAL (SELECT key.seat_id FROM flight_seats AS key
+                      WHERE key.flight_id = (named.value->>'flightId')::uuid
+                        AND key.seat_number = number
+                      LIMIT 1) AS found
+        WHERE NOT named.value ? 'refusal' AND NOT named.value ? 'take'))
     ORDER BY seat.seat_id
     FOR UPDATE;
     FOR one IN SELECT value FROM jsonb_array_elements(p->'orders') LOOP

@@ -384,3 +384,46 @@ impl<S: Subscriber> Layer<S> for NoticeRecorder {
         }
     }
 }
+
+/// A batch of the queued intake, orders that name their seats: one call decides them all,
+/// then one mark; two round trips whatever the batch's size.
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_batch_of_ten_orders_is_two_round_trips(_: PgPoolOptions, options: PgConnectOptions) {
+    let (app, proxy) = app_behind_a_counting_proxy(options).await;
+    app.answer(order_created(Uuid::new_v4(), &["24A"])).await;
+    let events: Vec<serde_json::Value> = [
+        "20A", "20B", "20C", "21A", "21B", "21C", "22A", "22B", "24A", "20A",
+    ]
+    .iter()
+    .map(|seat| order_created(Uuid::new_v4(), &[seat]))
+    .collect();
+    let payload = aeronode_testkit::sqs::batch_of_events(&events);
+    let batch = aeronode_inventory::inbound::read_batch(&payload).expect("an SQS batch");
+
+    let (traffic, response) = counted(
+        &proxy,
+        app.app.handle_batch_until(
+            batch,
+            aeronode_inventory::deadline::Deadline::after(std::time::Duration::from_secs(10)),
+        ),
+    )
+    .await;
+
+    let response = response.expect("the batch is handled");
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        app.published().len(),
+        11,
+        "ten answers, and the first order's"
+    );
+    assert_eq!(
+        (traffic.round_trips, traffic.count('Q'), traffic.parses()),
+        (2, 2, 0),
+        "one decision and one mark: {:?}",
+        traffic.sql
+    );
+    app.assert_consistent().await;
+}
