@@ -10,10 +10,12 @@
 -- others; an order that needs more than one call (its seats held by lapsed holds) is
 -- answered "lapsed" and decided alone afterwards.
 --
--- Before deciding anything it locks every seat the batch names, once, in seat_id order: a
--- batch then never loses a race to another writer, and two batches, or a batch and a single
--- order (which also lock in seat_id order, holding nothing before), never wait on each
--- other in a cycle. Orders are claimed in order id order for the same reason.
+-- Before deciding anything it locks every free seat the batch names, once, in seat_id
+-- order: a batch then never loses a race to another writer, and two batches, or a batch and
+-- a single order (which also lock in seat_id order, holding nothing before), never wait on
+-- each other in a cycle. Orders are claimed in order id order for the same reason. A seat
+-- freed while the batch runs is locked by the order that takes it, out of that order; a
+-- deadlock that may cause fails the call, and its orders are decided one at a time.
 --
 -- A fault (a lock timeout, a broken rule) fails the whole call and commits nothing; the
 -- caller then decides those orders one at a time.
@@ -38,6 +40,9 @@ BEGIN
                         AND key.seat_number = number
                       LIMIT 1) AS found
         WHERE NOT named.value ? 'refusal' AND NOT named.value ? 'take'))
+      -- A seat held or sold already refuses its orders on what the read sees: no lock
+      -- needed, so once a sale is sold out its batches no longer wait on each other.
+      AND seat.status = 'AVAILABLE'
     ORDER BY seat.seat_id
     FOR UPDATE;
     FOR one IN SELECT value FROM jsonb_array_elements(p->'orders') LOOP
