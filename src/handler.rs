@@ -598,8 +598,6 @@ fn record_flight(flight_id: FlightId, causation_id: &str) {
     span.record("eventId", display(causation_id));
 }
 
-/// Puts the order id and the incoming event id on the invocation's span, so that every
-/// log line of this invocation carries them.
 /// The answer to publish for an order's reservation, with the `SeatReleased` of holders it
 /// expired on the way; or the error of a request that conflicts with the order's first.
 fn reservation_answer(
@@ -653,6 +651,8 @@ fn reservation_answer(
     Ok(answer)
 }
 
+/// Puts the order id and the incoming event id on the invocation's span, so that every
+/// log line of this invocation carries them.
 fn record_ids(order_id: OrderId, causation_id: &str) {
     let span = tracing::Span::current();
     span.record("orderId", display(order_id));

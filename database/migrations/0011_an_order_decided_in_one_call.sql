@@ -134,10 +134,13 @@ BEGIN
             reason := refusal->>'reason';
             message := refusal->>'message';
         ELSIF picked THEN
+            -- In the picker's order in the answer, as named seats are in the order asked.
             SELECT array_agg(pick."seatId" ORDER BY pick."seatId"),
-                   array_agg(pick.version ORDER BY pick."seatId")
-            INTO seat_ids, versions
-            FROM jsonb_to_recordset(p->'take') AS pick ("seatId" uuid, version integer);
+                   array_agg(pick.version ORDER BY pick."seatId"),
+                   array_agg(pick.position ORDER BY pick."seatId")
+            INTO seat_ids, versions, positions
+            FROM ROWS FROM (jsonb_to_recordset(p->'take') AS ("seatId" uuid, version integer))
+                 WITH ORDINALITY AS pick ("seatId", version, position);
         ELSIF missing IS NOT NULL THEN
             reason := 'SEAT_NOT_FOUND';
             unavailable := missing;

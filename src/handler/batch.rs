@@ -66,16 +66,22 @@ impl<B: EventBus> App<B> {
         let mut session = self.database.session(deadline).await?;
         if !together.is_empty() {
             let decided = self.decide_together(&mut session, together).await;
+            // Orders the batch's call left to decide alone come first, in message order:
+            // the batch's other events then follow its orders, whether the call decided
+            // them or not.
+            let mut first = Vec::new();
             for (message_id, outcome) in decided {
                 match outcome {
                     Together::Failed => response.add_failure(message_id),
-                    Together::Alone(command) => alone.push(Alone {
+                    Together::Alone(command) => first.push(Alone {
                         message_id,
                         command,
                     }),
                     Together::Answered => {}
                 }
             }
+            first.append(&mut alone);
+            alone = first;
         }
         for Alone {
             message_id,

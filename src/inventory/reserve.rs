@@ -315,8 +315,13 @@ pub async fn reserve_batch(
                     lost_races,
                 })
             }
+            // An earlier outcome that cannot be read fails this order alone, which is then
+            // tried on its own; the batch's other answers stand.
             OrderDecision::Earlier { earlier } => {
-                Batched::Decided(replay(orders[i].order_id(), &call.fingerprint, earlier)?)
+                match replay(orders[i].order_id(), &call.fingerprint, earlier) {
+                    Ok(reservation) => Batched::Decided(reservation),
+                    Err(_) => Batched::Alone,
+                }
             }
             OrderDecision::Lapsed { .. } | OrderDecision::Lost { .. } => Batched::Alone,
         };

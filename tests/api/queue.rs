@@ -241,3 +241,40 @@ async fn the_real_binary_answers_a_mixed_batch_of_ten_and_names_only_the_unreada
     assert_eq!(db.active_holds(id(1)).await, ["30A"]);
     db.assert_consistent().await;
 }
+
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn an_order_the_batch_leaves_to_decide_alone_still_comes_before_the_batchs_other_events(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    // 27A is held by a hold that has lapsed: the batch's call leaves the order to be decided
+    // alone (the lapsed holder is expired first), after the call.
+    let lapsed = id(0x27);
+    app.answer(order_created(lapsed, &["27A"])).await;
+    sqlx::query(
+        "UPDATE inventory_locks SET created_at = created_at - interval '1 hour',
+                                    expires_at = expires_at - interval '1 hour'
+         WHERE order_id = $1",
+    )
+    .bind(lapsed)
+    .execute(&app.db)
+    .await
+    .expect("the hold lapses");
+    let order = id(0x28);
+    let payload = aeronode_testkit::sqs::batch_of_events(&[
+        order_created(order, &["27A"]),
+        crate::helpers::order_cancelled(order),
+    ]);
+
+    let failed = handle_batch(&app, &payload).await;
+
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(app.published_for(order, DetailType::SeatReserved).len(), 1);
+    assert_eq!(app.published_for(order, DetailType::SeatReleased).len(), 1);
+    assert!(app.active_holds(order).await.is_empty());
+    app.assert_consistent().await;
+}
