@@ -22,6 +22,11 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$repo/.tools/pgbouncer"
+# As root, pgbouncer runs as postgres, which must be able to read its files: in a checkout
+# it cannot enter (a mktemp -d clone, mode 700) they go to a directory of their own in /tmp.
+if [[ $EUID -eq 0 ]] && ! (cd / && runuser -u postgres -- test -x "$repo") 2>/dev/null; then
+    dir="/tmp/aeronode-pgbouncer-$(printf '%s' "$repo" | md5sum | cut -c1-12)"
+fi
 port="${AERONODE_POOLER_PORT:-6432}"
 # Servers per database and user: small, so consecutive transactions of one client often
 # land on different server connections.
