@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::{DbError, Function, Session};
-use crate::domain::{Cabin, FlightId, FlightStatus, SeatNumber, SeatStatus};
+use crate::domain::{BlockReason, Cabin, FlightId, FlightStatus, SeatNumber, SeatStatus};
 use crate::inbound::{HttpRequest, Resource};
 
 const READ_AVAILABILITY: Function = Function::named("inventory_read_availability");
@@ -46,6 +46,9 @@ pub struct MapSeat {
     pub cabin: Cabin,
     /// A seat whose hold has lapsed is `AVAILABLE`: a reservation would take it.
     pub status: SeatStatus,
+    /// Why operations blocked it, for a `BLOCKED` seat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_reason: Option<BlockReason>,
 }
 
 /// The seats of one cabin by state.
@@ -56,6 +59,7 @@ pub struct CabinCount {
     pub available: usize,
     pub locked: usize,
     pub booked: usize,
+    pub blocked: usize,
 }
 
 impl SeatMap {
@@ -76,11 +80,13 @@ impl SeatMap {
                     available: 0,
                     locked: 0,
                     booked: 0,
+                    blocked: 0,
                 });
             match seat.status {
                 SeatStatus::Available => count.available += 1,
                 SeatStatus::Locked => count.locked += 1,
                 SeatStatus::Booked => count.booked += 1,
+                SeatStatus::Blocked => count.blocked += 1,
             }
         }
         counts.into_values().collect()
@@ -249,6 +255,7 @@ mod tests {
             seat_number: SeatNumber::parse(number).unwrap_or_else(|| unreachable!()),
             cabin,
             status,
+            block_reason: None,
         }
     }
 
@@ -287,13 +294,15 @@ mod tests {
                     cabin: Cabin::Business,
                     available: 1,
                     locked: 0,
-                    booked: 1
+                    booked: 1,
+                    blocked: 0
                 },
                 CabinCount {
                     cabin: Cabin::Economy,
                     available: 0,
                     locked: 1,
-                    booked: 0
+                    booked: 0,
+                    blocked: 0
                 },
             ]
         );

@@ -15,13 +15,15 @@ mod batch;
 use crate::availability::{self, HttpResponse};
 use crate::db::{Database, DbError, Session};
 use crate::deadline::{self, Deadline};
-use crate::domain::{FlightId, FlightScheduleRejected, OrderCloser, OrderId, OutgoingEvent};
+use crate::domain::{
+    FlightId, FlightScheduleRejected, OrderCloser, OrderId, OutgoingEvent, RequestId,
+};
 use crate::inbound::{
     self, CancelFlight, Command, ConfirmOrder, InvalidOrder, OpenFlight, RejectedSchedule,
     ReleaseOrder, ReserveSeats, UnreadableEvent,
 };
 use crate::inventory::{
-    self, Cancellation, Expiry, InventoryError, LockTtl, Opening, Release, Reservation,
+    self, Cancellation, Expiry, InventoryError, LockTtl, Opening, Operation, Release, Reservation,
 };
 use crate::metrics;
 use crate::outbound::EventBus;
@@ -122,6 +124,10 @@ pub enum HandlerError {
     /// A `FlightScheduled` with other content for a flight that exists: not applied.
     #[error("flight {0} exists with another schedule (or was loaded without one); not applied")]
     ConflictingSchedule(FlightId),
+    /// A request of operations whose id was answered before for another request: the
+    /// first answer stands.
+    #[error("request {0} was answered before for another request; not applied")]
+    ConflictingRequest(RequestId),
     /// The availability function was sent something other than a seat-map request.
     #[error("this function only answers GET /flights/{{flightId}}/seats; {0} is not served here")]
     NotServedHere(&'static str),
@@ -136,6 +142,7 @@ impl HandlerError {
             | Self::Serialize(_)
             | Self::ConflictingOrder { .. }
             | Self::ConflictingSchedule(_)
+            | Self::ConflictingRequest(_)
             | Self::NotServedHere(_) => false,
             Self::Inventory(error) => error.is_retryable(),
             Self::Outbox(error) => error.is_retryable(),
@@ -171,6 +178,7 @@ impl HandlerError {
             Self::Outbox(OutboxError::Publish(_)) => "PublishFailed".into(),
             Self::ConflictingOrder { .. } => "ConflictingOrder".into(),
             Self::ConflictingSchedule(_) => "ConflictingSchedule".into(),
+            Self::ConflictingRequest(_) => "ConflictingRequest".into(),
             Self::NotServedHere(_) => "NotServedHere".into(),
         }
     }
@@ -303,10 +311,68 @@ impl<B: EventBus> App<B> {
             Command::OpenFlight(Ok(request)) => self.open_flight(session, &request).await,
             Command::OpenFlight(Err(rejected)) => self.reject_schedule(session, rejected).await,
             Command::CancelFlight(request) => self.cancel_flight(session, &request).await,
+            Command::Block(request) => {
+                let (request_id, flight_id, causation_id) = match &request {
+                    Ok(block) => (block.request_id, Some(block.flight_id), &block.causation_id),
+                    Err(invalid) => (invalid.request_id, invalid.flight_id, &invalid.causation_id),
+                };
+                record_request(request_id, flight_id, causation_id);
+                let operation = match &request {
+                    Ok(block) => inventory::block(session, block).await?,
+                    Err(invalid) => inventory::refuse_operation(session, invalid).await?,
+                };
+                self.answer_operation(session, request_id, operation).await
+            }
+            Command::Unblock(request) => {
+                let (request_id, flight_id, causation_id) = match &request {
+                    Ok(unblock) => (
+                        unblock.request_id,
+                        Some(unblock.flight_id),
+                        &unblock.causation_id,
+                    ),
+                    Err(invalid) => (invalid.request_id, invalid.flight_id, &invalid.causation_id),
+                };
+                record_request(request_id, flight_id, causation_id);
+                let operation = match &request {
+                    Ok(unblock) => inventory::unblock(session, unblock).await?,
+                    Err(invalid) => inventory::refuse_operation(session, invalid).await?,
+                };
+                self.answer_operation(session, request_id, operation).await
+            }
             Command::Http(request) => Ok(Handled::Http(
                 availability::answer(session, &request).await?,
             )),
         }
+    }
+
+    /// Publishes a request's one answer. A request that conflicts with the answer its id
+    /// got first is not answered on the bus: it fails, to the on-failure queue.
+    async fn answer_operation(
+        &self,
+        session: &mut Session<'_>,
+        request_id: RequestId,
+        operation: Operation,
+    ) -> Result<Handled, HandlerError> {
+        let (event, released) = match operation {
+            Operation::Decided { event, released } => {
+                tracing::info!(outcome = event.detail_type.as_str(), "request answered");
+                (event, released)
+            }
+            Operation::Replayed(event) => {
+                tracing::info!("request answered before; answering again");
+                (event, Vec::new())
+            }
+            Operation::Conflict => {
+                tracing::warn!("the request id was answered before for another request");
+                return Err(HandlerError::ConflictingRequest(request_id));
+            }
+        };
+        self.publish(
+            session,
+            std::iter::once(event.clone()).chain(released).collect(),
+        )
+        .await?;
+        Ok(Handled::Answered(event))
     }
 
     async fn open_flight(
@@ -653,6 +719,15 @@ fn reservation_answer(
 
 /// Puts the order id and the incoming event id on the invocation's span, so that every
 /// log line of this invocation carries them.
+fn record_request(request_id: RequestId, flight_id: Option<FlightId>, causation_id: &str) {
+    let span = tracing::Span::current();
+    span.record("operationId", display(request_id));
+    if let Some(flight_id) = flight_id {
+        span.record("flightId", display(flight_id));
+    }
+    span.record("eventId", display(causation_id));
+}
+
 fn record_ids(order_id: OrderId, causation_id: &str) {
     let span = tracing::Span::current();
     span.record("orderId", display(order_id));

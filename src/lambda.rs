@@ -133,6 +133,7 @@ where
             requestId = %invocation.context.request_id,
             xrayTraceId = invocation.context.xray_trace_id.as_deref(),
             orderId = tracing::field::Empty,
+            operationId = tracing::field::Empty,
             flightId = tracing::field::Empty,
             eventId = tracing::field::Empty,
         );

@@ -1,6 +1,6 @@
 //! A flight's seat map drawn for a terminal (`aeronode-inventory seatmap FLIGHT_ID`): rows
 //! down, seat letters across with an aisle where the letters skip, one glyph each for free,
-//! held and sold, a legend, and the counts per cabin. Colour only when asked for, which the
+//! held, sold and blocked, a legend, and the counts per cabin. Colour only when asked for, which the
 //! command does when stdout is a terminal.
 
 use std::fmt::Write;
@@ -11,10 +11,12 @@ use crate::domain::{Cabin, SeatStatus};
 const FREE: char = '·';
 const HELD: char = '◐';
 const SOLD: char = '●';
+const BLOCKED: char = '×';
 
 const GREEN: &str = "\u{1b}[32m";
 const YELLOW: &str = "\u{1b}[33m";
 const RED: &str = "\u{1b}[31m";
+const BLUE: &str = "\u{1b}[34m";
 const RESET: &str = "\u{1b}[0m";
 
 fn glyph(status: SeatStatus, colour: bool) -> String {
@@ -22,6 +24,7 @@ fn glyph(status: SeatStatus, colour: bool) -> String {
         SeatStatus::Available => (FREE, GREEN),
         SeatStatus::Locked => (HELD, YELLOW),
         SeatStatus::Booked => (SOLD, RED),
+        SeatStatus::Blocked => (BLOCKED, BLUE),
     };
     if colour {
         format!("{ansi}{glyph}{RESET}")
@@ -86,19 +89,21 @@ pub fn render(map: &SeatMap, colour: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  {} free   {} held   {} sold",
+        "\n  {} free   {} held   {} sold   {} blocked",
         glyph(SeatStatus::Available, colour),
         glyph(SeatStatus::Locked, colour),
-        glyph(SeatStatus::Booked, colour)
+        glyph(SeatStatus::Booked, colour),
+        glyph(SeatStatus::Blocked, colour)
     );
     for count in map.cabins() {
         let _ = writeln!(
             out,
-            "  {:<16} {:>3} free  {:>3} held  {:>3} sold",
+            "  {:<16} {:>3} free  {:>3} held  {:>3} sold  {:>3} blocked",
             count.cabin.as_str(),
             count.available,
             count.locked,
-            count.booked
+            count.booked,
+            count.blocked
         );
     }
     out
@@ -110,13 +115,14 @@ mod tests {
 
     use super::*;
     use crate::availability::MapSeat;
-    use crate::domain::{FlightStatus, SeatNumber};
+    use crate::domain::{BlockReason, FlightStatus, SeatNumber};
 
     fn seat(number: &str, cabin: Cabin, status: SeatStatus) -> Option<MapSeat> {
         Some(MapSeat {
             seat_number: SeatNumber::parse(number)?,
             cabin,
             status,
+            block_reason: (status == SeatStatus::Blocked).then_some(BlockReason::Inoperative),
         })
     }
 
@@ -154,7 +160,10 @@ mod tests {
         assert_eq!(lines[1], "      A B C D E F");
         assert_eq!(lines[2], "   1  ●   · ◐   ·   BUSINESS");
         assert_eq!(lines[3], "  10  · · · · · ●   ECONOMY");
-        assert!(text.contains("· free   ◐ held   ● sold"), "{text}");
+        assert!(
+            text.contains("· free   ◐ held   ● sold   × blocked"),
+            "{text}"
+        );
         assert!(
             text.contains("BUSINESS           2 free    1 held    1 sold"),
             "{text}"
@@ -171,6 +180,20 @@ mod tests {
 
         assert_eq!(text.lines().nth(1), Some("      A   C D   F"));
         assert_eq!(text.lines().nth(2), Some("   1  ●   · ◐   ·   BUSINESS"));
+    }
+
+    #[test]
+    fn a_blocked_seat_has_its_own_glyph_and_count() {
+        let mut map = map();
+        map.seats[1] = seat("1C", Cabin::Business, SeatStatus::Blocked).expect("a seat");
+
+        let text = render(&map, false);
+
+        assert_eq!(text.lines().nth(2), Some("   1  ●   × ◐   ·   BUSINESS"));
+        assert!(
+            text.contains("BUSINESS           1 free    1 held    1 sold    1 blocked"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum DetailType {
     FlightInventoryOpened,
     FlightScheduleRejected,
     FlightInventoryClosed,
+    SeatsBlocked,
+    SeatBlockFailed,
+    SeatsUnblocked,
+    SeatUnblockFailed,
 }
 
 impl DetailType {
@@ -74,7 +78,10 @@ pub struct HeldSeat {
 }
 
 // `SeatReserved` and `SeatReservationFailed` are rendered by the decision that writes them
-// (`inventory_decide_order`, migration 0011); `events/schemas` holds their contract.
+// (`inventory_decide_order`, migration 0011), and so are the answers to operations
+// (`SeatsBlocked`, `SeatBlockFailed`: `inventory_block_seats`; `SeatsUnblocked`,
+// `SeatUnblockFailed`: `inventory_unblock_seats`, migration 0014); `events/schemas` holds
+// their contract.
 
 /// Detail of `SeatBooked`: the order's held seats are sold.
 #[derive(Clone, Debug, Serialize)]

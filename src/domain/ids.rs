@@ -52,6 +52,11 @@ uuid_id!(
     /// A flight in the inventory.
     FlightId
 );
+uuid_id!(
+    /// The id of a request of operations (`requestId`) or of a seat change (`changeId`):
+    /// its idempotency key, as an order id is an order's.
+    RequestId
+);
 
 #[cfg(test)]
 mod tests {

@@ -18,8 +18,9 @@ pub use flight::{
     Airport, CabinLayout, FlightCode, FlightSchedule, FlightStatus, MAX_SEATS_PER_FLIGHT, RawCabin,
     ScheduleParts, ScheduleProblem, ScheduleRefusal,
 };
-pub use ids::{FlightId, OrderId};
+pub use ids::{FlightId, OrderId, RequestId};
 pub use reason::FailureReason;
 pub use seat::{
-    Cabin, HoldStatus, MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError, SeatStatus,
+    BlockReason, Cabin, HoldStatus, MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError,
+    SeatStatus,
 };

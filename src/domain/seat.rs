@@ -66,6 +66,42 @@ pub enum SeatStatus {
     Available,
     Locked,
     Booked,
+    /// Taken out of sale by operations, with a [`BlockReason`].
+    Blocked,
+}
+
+/// Why operations blocked a seat (`SeatBlockRequested.reason`, the database's
+/// `seat_block_reason`): a blocked seat is never held or sold.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum BlockReason {
+    CrewRest,
+    Inoperative,
+    WeightAndBalance,
+    ReservedForAssistance,
+    Operator,
+}
+
+impl BlockReason {
+    pub fn parse(raw: &str) -> Option<Self> {
+        raw.parse().ok()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// Where a hold stands: held, sold, given back, or lapsed.
@@ -121,8 +157,8 @@ pub struct SeatRequest(Vec<SeatNumber>);
 pub enum SeatRequestError {
     #[error("no seats were requested")]
     Empty,
-    #[error("at most {MAX_SEATS_PER_ORDER} seats can be requested at once, got {0}")]
-    TooMany(usize),
+    #[error("at most {max} seats can be requested at once, got {got}")]
+    TooMany { got: usize, max: usize },
     #[error("seat {0:?} is requested twice")]
     Duplicate(String),
     #[error("{0:?} is not a seat number (expected a row 1-99 and a letter A-K, such as 12A)")]
@@ -133,9 +169,17 @@ impl SeatRequest {
     pub fn parse<'a>(
         raw: impl ExactSizeIterator<Item = &'a str>,
     ) -> Result<Self, SeatRequestError> {
+        Self::parse_at_most(raw, MAX_SEATS_PER_ORDER)
+    }
+
+    /// 1 to `max` distinct, valid seat numbers, in the order given.
+    pub fn parse_at_most<'a>(
+        raw: impl ExactSizeIterator<Item = &'a str>,
+        max: usize,
+    ) -> Result<Self, SeatRequestError> {
         match raw.len() {
             0 => return Err(SeatRequestError::Empty),
-            n if n > MAX_SEATS_PER_ORDER => return Err(SeatRequestError::TooMany(n)),
+            got if got > max => return Err(SeatRequestError::TooMany { got, max }),
             _ => {}
         }
         let mut seats: Vec<SeatNumber> = Vec::with_capacity(raw.len());
@@ -236,7 +280,10 @@ mod tests {
     fn empty_oversized_duplicate_and_malformed_requests_are_refused() {
         assert_eq!(request(&[]), Err(SeatRequestError::Empty));
         let ten = ["1A", "1B", "1C", "1D", "1E", "1F", "2A", "2B", "2C", "2D"];
-        assert_eq!(request(&ten), Err(SeatRequestError::TooMany(10)));
+        assert_eq!(
+            request(&ten),
+            Err(SeatRequestError::TooMany { got: 10, max: 9 })
+        );
         assert_eq!(
             request(&["1A", "1A"]),
             Err(SeatRequestError::Duplicate("1A".into()))

@@ -3,6 +3,7 @@
 
 pub mod http;
 mod lifecycle;
+mod operations;
 mod order_created;
 mod payload;
 mod queue;
@@ -13,6 +14,9 @@ use serde_json::Value;
 
 pub use http::{HttpRequest, Resource};
 pub use lifecycle::{ConfirmOrder, ReleaseOrder};
+pub use operations::{
+    BlockSeats, InvalidOperation, MAX_NOTE_CHARS, MAX_SEATS_PER_BLOCK, OperationKind, UnblockSeats,
+};
 pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
 pub use payload::read_payload;
 pub use queue::{Queued, read_batch};
@@ -36,6 +40,10 @@ pub enum Command {
     OpenFlight(Result<OpenFlight, RejectedSchedule>),
     /// `FlightCancelled`: release every hold and sale of the flight.
     CancelFlight(CancelFlight),
+    /// `SeatBlockRequested`: take seats out of sale, or answer why the request is wrong.
+    Block(Result<BlockSeats, InvalidOperation>),
+    /// `SeatUnblockRequested`: put blocked seats back on sale.
+    Unblock(Result<UnblockSeats, InvalidOperation>),
     /// An HTTP request: the seat map of a flight.
     Http(HttpRequest),
 }
@@ -53,6 +61,8 @@ impl Command {
             Self::Housekeeping { .. } => "the schedule",
             Self::OpenFlight(_) => "FlightScheduled",
             Self::CancelFlight(_) => "FlightCancelled",
+            Self::Block(_) => "SeatBlockRequested",
+            Self::Unblock(_) => "SeatUnblockRequested",
             Self::Http(_) => "an HTTP request",
         }
     }
@@ -128,6 +138,13 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
         )?)),
         ("skyledger.schedule", "FlightCancelled") => Ok(Command::CancelFlight(
             schedule::cancelled(&envelope.detail, causation_id)?,
+        )),
+        ("skyledger.operations", "SeatBlockRequested") => Ok(Command::Block(operations::block(
+            &envelope.detail,
+            causation_id,
+        )?)),
+        ("skyledger.operations", "SeatUnblockRequested") => Ok(Command::Unblock(
+            operations::unblock(&envelope.detail, causation_id)?,
         )),
         _ => Err(UnreadableEvent::UnknownEvent {
             event_source: shorten(&envelope.source),

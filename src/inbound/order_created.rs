@@ -83,7 +83,7 @@ const INVALID_FINGERPRINT_NAMESPACE: uuid::Uuid =
 
 /// The fingerprint of an invalid detail: keys sorted at every level, so the same content
 /// in another key order is the same request.
-fn invalid_fingerprint(detail: &Value) -> String {
+pub(super) fn invalid_fingerprint(detail: &Value) -> String {
     fn canonical(value: &Value, out: &mut String) {
         match value {
             Value::Object(map) => {
@@ -213,7 +213,7 @@ pub(super) fn parse(
     }))
 }
 
-fn echo(raw_seats: Option<&Vec<Value>>) -> Vec<String> {
+pub(super) fn echo(raw_seats: Option<&Vec<Value>>) -> Vec<String> {
     raw_seats
         .into_iter()
         .flatten()

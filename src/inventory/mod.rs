@@ -6,6 +6,7 @@
 
 mod flights;
 mod lifecycle;
+mod operations;
 mod pick;
 mod reserve;
 pub mod sql;
@@ -20,6 +21,7 @@ pub use lifecycle::{
     Confirmation, Expiry, Release, cancellations_held, confirm, expire_lapsed_holds, quarantined,
     release, release_quarantine,
 };
+pub use operations::{Operation, block, refuse_operation, unblock};
 pub use reserve::{BatchOrder, Batched, refuse_invalid, reserve, reserve_batch};
 
 /// How long a hold lasts before it may be released (`LOCK_TTL_SECONDS`).

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use crate::db::Function;
 use crate::domain::{
-    Cabin, FailureReason, FlightStatus, HeldSeat, HoldStatus, OrderCloser, OutgoingEvent,
-    SeatNumber, SeatStatus,
+    BlockReason, Cabin, FailureReason, FlightStatus, HeldSeat, HoldStatus, OrderCloser,
+    OutgoingEvent, SeatNumber, SeatStatus,
 };
 
 /// The optimistic read of an `OrderCreated`.
@@ -334,4 +334,54 @@ pub struct HeldCancellation {
     pub flight_id: Uuid,
     pub cancelled_at: DateTime<Utc>,
     pub quarantined_orders: u64,
+}
+
+/// `SeatBlockRequested`, decided, written and answered in one call.
+pub const BLOCK_SEATS: Function = Function::named("inventory_block_seats");
+/// `SeatUnblockRequested`, likewise.
+pub const UNBLOCK_SEATS: Function = Function::named("inventory_unblock_seats");
+
+/// A request of operations, as its call takes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatRequestCall<'a> {
+    pub request_id: Uuid,
+    /// `None` when the request's flight id could not be read.
+    pub flight_id: Option<Uuid>,
+    pub fingerprint: &'a str,
+    pub event_id: Uuid,
+    pub causation_id: &'a str,
+    /// As named (echoed in a refusal).
+    pub seats: Vec<&'a str>,
+    pub reason: Option<BlockReason>,
+    pub note: Option<&'a str>,
+    /// Decided at the edge: the request itself is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<InvalidRefusal<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct InvalidRefusal<'a> {
+    /// Always `INVALID_REQUEST`.
+    pub reason: FailureReason,
+    pub message: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum RequestDecision {
+    /// Committed: the request's answer, in the outbox.
+    Decided { event: OutgoingEvent },
+    /// The request id was answered before; nothing written.
+    Earlier { earlier: EarlierRequest },
+    /// Named seats are held by lapsed holds of these orders; nothing written.
+    Lapsed { holders: Vec<Uuid> },
+    /// Every race was lost; nothing written.
+    Lost,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EarlierRequest {
+    pub fingerprint: String,
+    pub event: OutgoingEvent,
 }

@@ -98,7 +98,7 @@ async fn the_seat_map_shows_holds_and_sales_and_a_lapsed_hold_as_free(
     assert_eq!(map.body["seats"][6]["seatNumber"], "2A", "seat-map order");
     assert_eq!(
         map.body["cabins"],
-        json!([{"cabin": "ECONOMY", "available": 178, "locked": 1, "booked": 1}])
+        json!([{"cabin": "ECONOMY", "available": 178, "locked": 1, "booked": 1, "blocked": 0}])
     );
     let text = map.body.to_string();
     assert!(!text.contains("orderId") && !text.contains(&sold.to_string()));
@@ -142,8 +142,8 @@ async fn after_a_cancellation_the_flight_shows_cancelled_with_every_seat_free(
     assert_eq!(
         after.body["cabins"],
         json!([
-            {"cabin": "BUSINESS", "available": 12, "locked": 0, "booked": 0},
-            {"cabin": "ECONOMY", "available": 126, "locked": 0, "booked": 0}
+            {"cabin": "BUSINESS", "available": 12, "locked": 0, "booked": 0, "blocked": 0},
+            {"cabin": "ECONOMY", "available": 126, "locked": 0, "booked": 0, "blocked": 0}
         ])
     );
     assert_ne!(after.headers["etag"], before.headers["etag"]);

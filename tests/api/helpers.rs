@@ -355,3 +355,27 @@ pub fn scheduled() -> Value {
     event["id"] = json!(Uuid::new_v4());
     event
 }
+
+/// `SeatBlockRequested` for these seats of the demo flight, with a fresh envelope id.
+pub fn block_requested(request_id: Uuid, seats: &[&str], reason: &str) -> Value {
+    operation_with(
+        "seat-block-requested.json",
+        json!({"requestId": request_id, "flightId": FLIGHT, "seats": seats, "reason": reason}),
+    )
+}
+
+/// `SeatUnblockRequested` for these seats of the demo flight, with a fresh envelope id.
+pub fn unblock_requested(request_id: Uuid, seats: &[&str]) -> Value {
+    operation_with(
+        "seat-unblock-requested.json",
+        json!({"requestId": request_id, "flightId": FLIGHT, "seats": seats}),
+    )
+}
+
+/// A sample of operations with any detail at all, in its envelope with a fresh id.
+pub fn operation_with(sample_name: &str, detail: Value) -> Value {
+    let mut event = sample(sample_name);
+    event["id"] = json!(Uuid::new_v4());
+    event["detail"] = detail;
+    event
+}

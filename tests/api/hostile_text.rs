@@ -31,6 +31,8 @@ enum Kind {
     Housekeeping,
     Schedule,
     Cancel,
+    /// A request of operations: a block or an unblock.
+    Operation,
     Http,
 }
 
@@ -44,6 +46,8 @@ const SAMPLES: &[(&str, Kind)] = &[
     ("scheduled.json", Kind::Housekeeping),
     ("flight-scheduled.json", Kind::Schedule),
     ("flight-cancelled.json", Kind::Cancel),
+    ("seat-block-requested.json", Kind::Operation),
+    ("seat-unblock-requested.json", Kind::Operation),
     ("get-seats-request.json", Kind::Http),
 ];
 
@@ -171,6 +175,9 @@ fn fresh(name: &str, kind: Kind) -> Value {
     }
     if event["detail"].get("orderId").is_some() {
         event["detail"]["orderId"] = json!(Uuid::new_v4());
+    }
+    if event["detail"].get("requestId").is_some() {
+        event["detail"]["requestId"] = json!(Uuid::new_v4());
     }
     if matches!(kind, Kind::Schedule | Kind::Cancel) {
         event["detail"]["flightId"] = json!(Uuid::new_v4());
@@ -382,6 +389,7 @@ async fn check(
     let in_detail = pointer.starts_with("/detail/");
     let names_the_subject = match kind {
         Kind::Schedule | Kind::Cancel => pointer == "/detail/flightId",
+        Kind::Operation => pointer == "/detail/requestId",
         _ => pointer == "/detail/orderId",
     };
     // What the event is about can still be read, so it must be answered.
@@ -473,6 +481,31 @@ async fn check(
                     "the flight is {state}, its reason {:?}",
                     shorten(&reason)
                 ));
+            }
+        }
+        Kind::Operation if in_detail => {
+            let request: Uuid = serde_json::from_value(event["detail"]["requestId"].clone())
+                .expect("the case's request id");
+            let blocked: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM flight_seats WHERE blocked_by = $1")
+                    .bind(request)
+                    .fetch_one(&app.db)
+                    .await
+                    .expect("seats can be counted");
+            let answer = match handled {
+                Some(Handled::Answered(answer)) => answer,
+                // Refused as unreadable (its request id is what is hostile): nothing to check.
+                None => return Ok(()),
+                other => return Err(format!("a request of operations answered {other:?}")),
+            };
+            let detail = detail_of(answer);
+            // A note is cleaned, not refused; anything else hostile is an invalid request.
+            let invalid = detail["reason"] == "INVALID_REQUEST";
+            if pointer != "/detail/note" && !invalid {
+                return Err(format!("not refused as invalid: {detail}"));
+            }
+            if answer.detail_type != DetailType::SeatsBlocked && blocked != 0 {
+                return Err(format!("refused, yet blocks {blocked} seats"));
             }
         }
         Kind::Http => match handled {

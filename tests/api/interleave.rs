@@ -2,8 +2,9 @@
 //! the spirit of TigerBeetle's VOPR: several instances, one connection each, take random
 //! events at once (orders that collide, redeliveries, payments and cancellations early and
 //! late, flights opened and cancelled, the schedule, time passing, a seat changed behind
-//! its hold, flights retired, the seat map read, and batches of order and payment events
-//! from the queued intake), and every invariant is checked after every step.
+//! its hold, flights retired, the seat map read, seats blocked and unblocked by operations,
+//! and batches of order and payment events from the queued intake), and every invariant is
+//! checked after every step.
 //!
 //! `INTERLEAVE_SEED=<n>` replays a seed (the events sent are the same; the interleaving of
 //! the instances is the scheduler's), `INTERLEAVE_STEPS=<n>` sets the number of steps
@@ -119,10 +120,12 @@ async fn reset(options: &PgConnectOptions) {
         .connect_with(options.clone())
         .await
         .expect("the test database accepts connections");
-    sqlx::raw_sql("TRUNCATE outbox, inventory_locks, reservations, flight_seats, flights;")
-        .execute(&db)
-        .await
-        .expect("the tables empty");
+    sqlx::raw_sql(
+        "TRUNCATE outbox, inventory_locks, reservations, seat_requests, flight_seats, flights;",
+    )
+    .execute(&db)
+    .await
+    .expect("the tables empty");
     sqlx::raw_sql(include_str!("../fixtures/flights.sql"))
         .execute(&db)
         .await
@@ -422,9 +425,17 @@ impl Simulation {
         }
         let roll = rng.below(1_000);
         match roll {
-            0..280 => {
+            0..260 => {
                 let id = rng.uuid();
                 Action::Event(world.new_order(rng, step, id, false))
+            }
+            260..270 => {
+                let flight = world.some_flight(rng);
+                Action::Event(world.block(rng, flight))
+            }
+            270..280 => {
+                let flight = world.some_flight(rng);
+                Action::Event(world.unblock(rng, flight))
             }
             280..380 => {
                 let id = rng.uuid();
@@ -484,10 +495,15 @@ impl Simulation {
                 // Its FlightScheduled is never delivered again: EventBridge retries for a
                 // day, and this flight left 41 days ago. (Once retention deleted it, that
                 // old event would open a new flight under the same id.)
+                // Nor are its requests of operations: retention deletes their answers
+                // with the flight.
                 world.recent.retain(|event| {
-                    event["detail-type"] != "FlightScheduled"
-                        || event["detail"]["flightId"] != json!(id)
+                    !matches!(
+                        event["detail-type"].as_str(),
+                        Some("FlightScheduled" | "SeatBlockRequested" | "SeatUnblockRequested")
+                    ) || event["detail"]["flightId"] != json!(id)
                 });
+                world.requests.retain(|(_, at)| *at != flight);
                 // Nor is anything of its orders sent again: retention deletes them 30 days
                 // after departure, and an order id reused that late would get a new outcome
                 // (the README's "late redelivery" case).
@@ -788,6 +804,7 @@ fn expected_error(kind: &str) -> bool {
     matches!(
         kind,
         "ConflictingOrder"
+            | "ConflictingRequest"
             | "ConflictingSchedule"
             | "OrderQuarantined"
             | "UnknownFlight"

@@ -4,6 +4,7 @@
 mod availability;
 mod aws_emulator;
 mod binary;
+mod blocks;
 mod budgets;
 mod concurrency;
 mod delivery;

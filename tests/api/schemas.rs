@@ -31,6 +31,10 @@ pub fn schema_for(detail_type: DetailType) -> jsonschema::Validator {
         DetailType::FlightInventoryOpened => "flight-inventory-opened",
         DetailType::FlightScheduleRejected => "flight-schedule-rejected",
         DetailType::FlightInventoryClosed => "flight-inventory-closed",
+        DetailType::SeatsBlocked => "seats-blocked",
+        DetailType::SeatBlockFailed => "seat-block-failed",
+        DetailType::SeatsUnblocked => "seats-unblocked",
+        DetailType::SeatUnblockFailed => "seat-unblock-failed",
     })
 }
 
@@ -70,6 +74,12 @@ fn every_sample_detail_matches_its_schema() {
         ("flight-inventory-opened.json", "flight-inventory-opened"),
         ("flight-schedule-rejected.json", "flight-schedule-rejected"),
         ("flight-inventory-closed.json", "flight-inventory-closed"),
+        ("seat-block-requested.json", "seat-block-requested"),
+        ("seat-unblock-requested.json", "seat-unblock-requested"),
+        ("seats-blocked.json", "seats-blocked"),
+        ("seat-block-failed.json", "seat-block-failed"),
+        ("seats-unblocked.json", "seats-unblocked"),
+        ("seat-unblock-failed.json", "seat-unblock-failed"),
     ] {
         assert_valid(&schema(schema_name), &sample(sample_name)["detail"]);
     }

@@ -37,6 +37,8 @@ pub struct Memory {
     booking_answers: HashMap<Uuid, BTreeMap<Uuid, String>>,
     releases: HashMap<Uuid, HashSet<Uuid>>,
     closings: HashMap<Uuid, HashSet<Uuid>>,
+    /// Requests of operations: requestId → the answers published for it (event ids).
+    request_answers: HashMap<Uuid, BTreeMap<Uuid, String>>,
     /// (seatId, version) → the order a SeatReserved gave it to.
     taken_at: HashMap<(String, i64), Uuid>,
     /// Two orders told they reserved one seat at one version.
@@ -98,6 +100,17 @@ impl Memory {
                             .insert(event.event_id);
                     }
                 }
+                DetailType::SeatsBlocked
+                | DetailType::SeatBlockFailed
+                | DetailType::SeatsUnblocked
+                | DetailType::SeatUnblockFailed => {
+                    if let Some(request) = id_of("requestId") {
+                        self.request_answers
+                            .entry(request)
+                            .or_default()
+                            .insert(event.event_id, answer);
+                    }
+                }
                 DetailType::FlightInventoryOpened | DetailType::FlightScheduleRejected => {}
             }
         }
@@ -144,6 +157,8 @@ pub async fn check_step(
     found.extend(seats_match_their_holds(db).await);
     found.extend(one_claim_per_seat_at_a_time(db, memory).await);
     found.extend(one_answer_of_each_kind_per_order(memory, world));
+    found.extend(one_answer_per_request(memory));
+    found.extend(blocks_are_all_or_nothing(db).await);
     found.extend(closed_flights_hold_nothing(db, memory).await);
     found.extend(nothing_undelivered_or_quarantined_is_deleted(db, memory).await);
     found.extend(seat_maps_match_what_a_reservation_would_get(db, world, reader, maps).await);
@@ -185,6 +200,50 @@ pub async fn seats_match_their_holds(db: &PgPool) -> Vec<Violation> {
     .await
     .expect("the consistency query runs");
     violations("seats_match_their_holds", broken)
+}
+
+/// 1b. A request of operations has one answer, ever: every delivery of it published the
+///     same event.
+pub fn one_answer_per_request(memory: &Memory) -> Vec<Violation> {
+    let broken = memory
+        .request_answers
+        .iter()
+        .filter(|(_, answers)| answers.len() > 1)
+        .map(|(request, answers)| format!("request {request} answered {answers:?}"))
+        .collect();
+    violations("one_answer_per_request", broken)
+}
+
+/// 1c. A block is all or nothing: every BLOCKED seat was blocked by a request answered
+///     SeatsBlocked, at the version that answer gave it; and every seat a SeatsBlocked
+///     names is, at that version, blocked by that request (a later version means it was
+///     unblocked since).
+pub async fn blocks_are_all_or_nothing(db: &PgPool) -> Vec<Violation> {
+    let broken: Vec<String> = sqlx::query_scalar(
+        "SELECT s.flight_id || ' ' || s.seat_number || ' is BLOCKED at version ' || s.version
+                || ' by ' || COALESCE(r.outcome_detail_type, 'no request')
+         FROM flight_seats s
+         LEFT JOIN seat_requests r ON r.request_id = s.blocked_by
+         WHERE s.status = 'BLOCKED'
+           AND (r.request_id IS NULL OR r.outcome_detail_type <> 'SeatsBlocked'
+                OR NOT EXISTS (
+                    SELECT 1 FROM json_array_elements(r.outcome_detail::json -> 'seats') AS e
+                    WHERE (e ->> 'seatId')::uuid = s.seat_id
+                      AND (e ->> 'version')::integer = s.version))
+         UNION ALL
+         SELECT 'request ' || r.request_id || ' blocked ' || s.seat_number || ' at version '
+                || s.version || ', which is ' || s.status::text
+         FROM seat_requests r
+         CROSS JOIN LATERAL json_array_elements(r.outcome_detail::json -> 'seats') AS e
+         JOIN flight_seats s ON s.seat_id = (e ->> 'seatId')::uuid
+         WHERE r.outcome_detail_type = 'SeatsBlocked'
+           AND s.version = (e ->> 'version')::integer
+           AND (s.status <> 'BLOCKED' OR s.blocked_by IS DISTINCT FROM r.request_id)",
+    )
+    .fetch_all(db)
+    .await
+    .expect("the block query runs");
+    violations("blocks_are_all_or_nothing", broken)
 }
 
 /// 2. No seat is held by two orders at once: per seat, holds form one chain of versions

@@ -86,6 +86,9 @@ pub struct World {
     pub early: Vec<Uuid>,
     /// Envelopes sent lately, for redeliveries.
     pub recent: VecDeque<Value>,
+    /// Request ids of operations sent lately, with their flight (a request under one of
+    /// them with other content is a conflict).
+    pub requests: VecDeque<(Uuid, usize)>,
     departure: chrono::DateTime<chrono::Utc>,
 }
 
@@ -110,6 +113,7 @@ impl World {
             order_flight: HashMap::new(),
             early: Vec::new(),
             recent: VecDeque::new(),
+            requests: VecDeque::new(),
             departure: chrono::Utc::now() + chrono::Duration::days(20),
         }
     }
@@ -280,6 +284,56 @@ impl World {
         self.envelope(rng, event)
     }
 
+    /// `SeatBlockRequested` for hot seats of a flight: now and then invalid, or under a
+    /// request id sent before with other content (a conflict).
+    pub fn block(&mut self, rng: &mut Rng, flight: usize) -> Value {
+        const REASONS: &[&str] = &[
+            "CREW_REST",
+            "INOPERATIVE",
+            "WEIGHT_AND_BALANCE",
+            "RESERVED_FOR_ASSISTANCE",
+            "OPERATOR",
+        ];
+        let id = self.request_id(rng, flight);
+        let reason = if rng.chance(30) {
+            "BROKEN"
+        } else {
+            *rng.pick(REASONS)
+        };
+        let mut event = sample("seat-block-requested.json");
+        event["detail"] = json!({"requestId": id, "flightId": self.flights[flight].id,
+                                 "seats": self.some_seats(rng, flight), "reason": reason});
+        self.envelope(rng, event)
+    }
+
+    /// `SeatUnblockRequested` for hot seats of a flight (blocked or not).
+    pub fn unblock(&mut self, rng: &mut Rng, flight: usize) -> Value {
+        let id = self.request_id(rng, flight);
+        let mut event = sample("seat-unblock-requested.json");
+        event["detail"] = json!({"requestId": id, "flightId": self.flights[flight].id,
+                                 "seats": self.some_seats(rng, flight)});
+        self.envelope(rng, event)
+    }
+
+    /// A new request id, or (one time in twenty) one sent before for the same flight.
+    fn request_id(&mut self, rng: &mut Rng, flight: usize) -> Uuid {
+        let earlier: Vec<Uuid> = self
+            .requests
+            .iter()
+            .filter(|(_, at)| *at == flight)
+            .map(|(id, _)| *id)
+            .collect();
+        if !earlier.is_empty() && rng.chance(50) {
+            return *rng.pick(&earlier);
+        }
+        let id = rng.uuid();
+        self.requests.push_back((id, flight));
+        if self.requests.len() > REMEMBERED_ORDERS {
+            self.requests.pop_front();
+        }
+        id
+    }
+
     pub fn housekeeping(&mut self, rng: &mut Rng) -> Value {
         let mut event = sample("scheduled.json");
         event["id"] = json!(rng.uuid());
@@ -326,6 +380,13 @@ pub fn describe(event: &Value, world: &World) -> String {
             detail["reason"]
         ),
         Some("Scheduled Event") => "housekeeping".into(),
+        Some(kind @ ("SeatBlockRequested" | "SeatUnblockRequested")) => format!(
+            "{kind} {} {} {} {}",
+            short(&detail["requestId"]),
+            flight(&detail["flightId"]),
+            detail["seats"],
+            detail["reason"].as_str().unwrap_or("")
+        ),
         Some(kind) => format!(
             "{kind} {order} {:?}",
             detail.get("paymentId").or(detail.get("reason"))

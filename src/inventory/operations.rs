@@ -1,0 +1,136 @@
+//! Requests of operations on the seats of a flight: blocks and unblocks. Each is decided,
+//! written and answered by the database in one call (`inventory_block_seats`,
+//! `inventory_unblock_seats`, migration 0014), on the seat rules reservations follow, and
+//! answered once per request id.
+
+use uuid::Uuid;
+
+use super::sql::{self, InvalidRefusal, RequestDecision, SeatRequestCall};
+use super::{InventoryError, lifecycle};
+use crate::db::{Function, Session};
+use crate::domain::{FailureReason, OutgoingEvent, SeatNumber};
+use crate::inbound::{BlockSeats, InvalidOperation, OperationKind, UnblockSeats};
+
+/// A lost race is decided again at most this many times in all.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// How a request of operations ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// Decided now: the answer is in the outbox, with `released`, the `SeatReleased` of
+    /// orders whose lapsed holds were expired on the way.
+    Decided {
+        event: OutgoingEvent,
+        released: Vec<OutgoingEvent>,
+    },
+    /// Answered before, for the same request: the same answer again.
+    Replayed(OutgoingEvent),
+    /// The request id was answered before, for another request.
+    Conflict,
+}
+
+/// `SeatBlockRequested`: every seat blocked, or none.
+pub async fn block(
+    session: &mut Session<'_>,
+    request: &BlockSeats,
+) -> Result<Operation, InventoryError> {
+    let fingerprint = request.fingerprint();
+    let call = SeatRequestCall {
+        request_id: request.request_id.as_uuid(),
+        flight_id: Some(request.flight_id.as_uuid()),
+        fingerprint: &fingerprint,
+        event_id: Uuid::new_v4(),
+        causation_id: &request.causation_id,
+        seats: request
+            .seats
+            .seats()
+            .iter()
+            .map(SeatNumber::as_str)
+            .collect(),
+        reason: Some(request.reason),
+        note: request.note.as_ref().map(|note| note.as_str()),
+        refusal: None,
+    };
+    decide(session, sql::BLOCK_SEATS, &call).await
+}
+
+/// `SeatUnblockRequested`: the blocked seats among those named are free again.
+pub async fn unblock(
+    session: &mut Session<'_>,
+    request: &UnblockSeats,
+) -> Result<Operation, InventoryError> {
+    let fingerprint = request.fingerprint();
+    let call = SeatRequestCall {
+        request_id: request.request_id.as_uuid(),
+        flight_id: Some(request.flight_id.as_uuid()),
+        fingerprint: &fingerprint,
+        event_id: Uuid::new_v4(),
+        causation_id: &request.causation_id,
+        seats: request
+            .seats
+            .seats()
+            .iter()
+            .map(SeatNumber::as_str)
+            .collect(),
+        reason: None,
+        note: None,
+        refusal: None,
+    };
+    decide(session, sql::UNBLOCK_SEATS, &call).await
+}
+
+/// `INVALID_REQUEST`, recorded as the request's answer like any other.
+pub async fn refuse_operation(
+    session: &mut Session<'_>,
+    invalid: &InvalidOperation,
+) -> Result<Operation, InventoryError> {
+    let call = SeatRequestCall {
+        request_id: invalid.request_id.as_uuid(),
+        flight_id: invalid.flight_id.map(|id| id.as_uuid()),
+        fingerprint: &invalid.fingerprint,
+        event_id: Uuid::new_v4(),
+        causation_id: &invalid.causation_id,
+        seats: invalid.seats.iter().map(String::as_str).collect(),
+        reason: None,
+        note: None,
+        refusal: Some(InvalidRefusal {
+            reason: FailureReason::InvalidRequest,
+            message: &invalid.problem,
+        }),
+    };
+    let function = match invalid.kind {
+        OperationKind::Block => sql::BLOCK_SEATS,
+        OperationKind::Unblock => sql::UNBLOCK_SEATS,
+    };
+    decide(session, function, &call).await
+}
+
+async fn decide(
+    session: &mut Session<'_>,
+    function: Function,
+    call: &SeatRequestCall<'_>,
+) -> Result<Operation, InventoryError> {
+    let mut released = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        match session.write(function, call).await? {
+            RequestDecision::Decided { event } => {
+                return Ok(Operation::Decided { event, released });
+            }
+            RequestDecision::Earlier { earlier } => {
+                return Ok(if earlier.fingerprint == call.fingerprint {
+                    Operation::Replayed(earlier.event)
+                } else {
+                    Operation::Conflict
+                });
+            }
+            RequestDecision::Lapsed { holders } => {
+                released
+                    .extend(lifecycle::expire_orders(session, &holders, call.causation_id).await?);
+            }
+            RequestDecision::Lost => {
+                tracing::info!("the seats kept changing under the request; deciding again");
+            }
+        }
+    }
+    Err(InventoryError::Contention(MAX_ATTEMPTS))
+}
