@@ -339,6 +339,25 @@ impl<B: EventBus> App<B> {
                 };
                 self.answer_operation(session, request_id, operation).await
             }
+            Command::ChangeSeats(request) => {
+                let (change_id, order_id, causation_id) = match &request {
+                    Ok(change) => (
+                        change.change_id,
+                        Some(change.order_id),
+                        &change.causation_id,
+                    ),
+                    Err(invalid) => (invalid.change_id, invalid.order_id, &invalid.causation_id),
+                };
+                if let Some(order_id) = order_id {
+                    record_ids(order_id, causation_id);
+                }
+                record_request(change_id, None, causation_id);
+                let operation = match &request {
+                    Ok(change) => inventory::change(session, change).await?,
+                    Err(invalid) => inventory::refuse_change(session, invalid).await?,
+                };
+                self.answer_operation(session, change_id, operation).await
+            }
             Command::Http(request) => Ok(Handled::Http(
                 availability::answer(session, &request).await?,
             )),

@@ -36,6 +36,8 @@ pub enum DetailType {
     SeatBlockFailed,
     SeatsUnblocked,
     SeatUnblockFailed,
+    SeatsChanged,
+    SeatChangeFailed,
 }
 
 impl DetailType {
@@ -80,8 +82,9 @@ pub struct HeldSeat {
 // `SeatReserved` and `SeatReservationFailed` are rendered by the decision that writes them
 // (`inventory_decide_order`, migration 0011), and so are the answers to operations
 // (`SeatsBlocked`, `SeatBlockFailed`: `inventory_block_seats`; `SeatsUnblocked`,
-// `SeatUnblockFailed`: `inventory_unblock_seats`, migration 0014); `events/schemas` holds
-// their contract.
+// `SeatUnblockFailed`: `inventory_unblock_seats`, migration 0014) and to seat changes
+// (`SeatsChanged`, `SeatChangeFailed`: `inventory_change_seats`, migration 0016);
+// `events/schemas` holds their contract.
 
 /// Detail of `SeatBooked`: the order's held seats are sold.
 #[derive(Clone, Debug, Serialize)]

@@ -21,6 +21,6 @@ pub use flight::{
 pub use ids::{FlightId, OrderId, RequestId};
 pub use reason::FailureReason;
 pub use seat::{
-    BlockReason, Cabin, HoldStatus, MAX_SEATS_PER_ORDER, SeatNumber, SeatRequest, SeatRequestError,
-    SeatStatus,
+    BlockReason, Cabin, HoldStatus, MAX_SEATS_PER_ORDER, SeatMove, SeatMoves, SeatMovesError,
+    SeatNumber, SeatRequest, SeatRequestError, SeatStatus,
 };

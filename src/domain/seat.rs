@@ -214,6 +214,77 @@ impl SeatRequest {
     }
 }
 
+/// One move of a seat change: the order's seat `from` becomes `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeatMove {
+    pub from: SeatNumber,
+    pub to: SeatNumber,
+}
+
+/// The moves of one seat change: 1 to 9, no seat named twice (as a source or a target),
+/// none to itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeatMoves(Vec<SeatMove>);
+
+/// Why a list of moves was refused, in words for the `message` of the answer.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SeatMovesError {
+    #[error("no moves were requested")]
+    Empty,
+    #[error("at most {MAX_SEATS_PER_ORDER} moves can be requested at once, got {0}")]
+    TooMany(usize),
+    #[error("every move must be {{\"from\": seat, \"to\": seat}}, with seats such as \"12A\"")]
+    Malformed,
+    #[error("seat {0} is named twice")]
+    Repeated(String),
+    #[error("seat {0} is moved to itself")]
+    ToItself(String),
+}
+
+impl SeatMoves {
+    /// From `(from, to)` pairs as sent; `None` for a pair that is not two strings.
+    pub fn parse<'a>(
+        raw: impl ExactSizeIterator<Item = Option<(&'a str, &'a str)>>,
+    ) -> Result<Self, SeatMovesError> {
+        match raw.len() {
+            0 => return Err(SeatMovesError::Empty),
+            n if n > MAX_SEATS_PER_ORDER => return Err(SeatMovesError::TooMany(n)),
+            _ => {}
+        }
+        let mut moves: Vec<SeatMove> = Vec::with_capacity(raw.len());
+        for pair in raw {
+            let (from, to) = pair
+                .and_then(|(from, to)| Some((SeatNumber::parse(from)?, SeatNumber::parse(to)?)))
+                .ok_or(SeatMovesError::Malformed)?;
+            if from == to {
+                return Err(SeatMovesError::ToItself(from.0));
+            }
+            for seat in [&from, &to] {
+                if moves.iter().any(|m| m.from == *seat || m.to == *seat) {
+                    return Err(SeatMovesError::Repeated(seat.0.clone()));
+                }
+            }
+            moves.push(SeatMove { from, to });
+        }
+        Ok(Self(moves))
+    }
+
+    pub fn moves(&self) -> &[SeatMove] {
+        &self.0
+    }
+
+    /// The moves sorted, joined: the same moves in any order give the same text.
+    pub fn canonical(&self) -> String {
+        let mut sorted: Vec<String> = self
+            .0
+            .iter()
+            .map(|m| format!("{}>{}", m.from, m.to))
+            .collect();
+        sorted.sort_unstable();
+        sorted.join(",")
+    }
+}
+
 /// Quotes of bad input stay short, whatever was sent.
 fn shorten(raw: &str) -> String {
     const KEEP: usize = 16;

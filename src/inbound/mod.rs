@@ -8,6 +8,7 @@ mod order_created;
 mod payload;
 mod queue;
 mod schedule;
+mod seat_change;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
@@ -21,6 +22,7 @@ pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
 pub use payload::read_payload;
 pub use queue::{Queued, read_batch};
 pub use schedule::{CancelFlight, OpenFlight, RejectedSchedule};
+pub use seat_change::{ChangeSeats, InvalidChange};
 
 use crate::domain::ReleaseReason;
 use crate::domain::text::{self, FreeText};
@@ -44,6 +46,8 @@ pub enum Command {
     Block(Result<BlockSeats, InvalidOperation>),
     /// `SeatUnblockRequested`: put blocked seats back on sale.
     Unblock(Result<UnblockSeats, InvalidOperation>),
+    /// `SeatChangeRequested`: move an order's seats, or answer why the request is wrong.
+    ChangeSeats(Result<ChangeSeats, InvalidChange>),
     /// An HTTP request: the seat map of a flight.
     Http(HttpRequest),
 }
@@ -63,6 +67,7 @@ impl Command {
             Self::CancelFlight(_) => "FlightCancelled",
             Self::Block(_) => "SeatBlockRequested",
             Self::Unblock(_) => "SeatUnblockRequested",
+            Self::ChangeSeats(_) => "SeatChangeRequested",
             Self::Http(_) => "an HTTP request",
         }
     }
@@ -138,6 +143,9 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
         )?)),
         ("skyledger.schedule", "FlightCancelled") => Ok(Command::CancelFlight(
             schedule::cancelled(&envelope.detail, causation_id)?,
+        )),
+        ("skyledger.orders", "SeatChangeRequested") => Ok(Command::ChangeSeats(
+            seat_change::parse(&envelope.detail, causation_id)?,
         )),
         ("skyledger.operations", "SeatBlockRequested") => Ok(Command::Block(operations::block(
             &envelope.detail,

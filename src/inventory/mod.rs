@@ -21,7 +21,7 @@ pub use lifecycle::{
     Confirmation, Expiry, Release, cancellations_held, confirm, expire_lapsed_holds, quarantined,
     release, release_quarantine,
 };
-pub use operations::{Operation, block, refuse_operation, unblock};
+pub use operations::{Operation, block, change, refuse_change, refuse_operation, unblock};
 pub use reserve::{BatchOrder, Batched, refuse_invalid, reserve, reserve_batch};
 
 /// How long a hold lasts before it may be released (`LOCK_TTL_SECONDS`).

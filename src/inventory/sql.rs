@@ -274,6 +274,10 @@ pub struct Transition {
 pub struct Seen {
     pub lock_id: i64,
     pub status: HoldStatus,
+    /// Where the hold was, at which version: a seat change in between makes the
+    /// transition read again, so its answer names the seats held now.
+    pub seat_id: Uuid,
+    pub seat_version: i32,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,6 +300,8 @@ impl Transition {
                 .map(|hold| Seen {
                     lock_id: hold.lock_id,
                     status: hold.status,
+                    seat_id: hold.seat_id,
+                    seat_version: hold.seat_version,
                 })
                 .collect(),
             ..Self::default()
@@ -341,6 +347,32 @@ pub const BLOCK_SEATS: Function = Function::named("inventory_block_seats");
 /// `SeatUnblockRequested`, likewise.
 pub const UNBLOCK_SEATS: Function = Function::named("inventory_unblock_seats");
 
+/// `SeatChangeRequested`, decided, written and answered in one call.
+pub const CHANGE_SEATS: Function = Function::named("inventory_change_seats");
+
+/// A seat change, as its call takes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeCall<'a> {
+    pub change_id: Uuid,
+    /// `None` when unreadable (then `refusal` says why).
+    pub order_id: Option<Uuid>,
+    pub flight_id: Option<Uuid>,
+    pub fingerprint: &'a str,
+    pub event_id: Uuid,
+    pub causation_id: &'a str,
+    /// As sent (echoed in the answer).
+    pub moves: Vec<MoveCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<InvalidRefusal<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct MoveCall<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+}
+
 /// A request of operations, as its call takes it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -376,6 +408,8 @@ pub enum RequestDecision {
     Earlier { earlier: EarlierRequest },
     /// Named seats are held by lapsed holds of these orders; nothing written.
     Lapsed { holders: Vec<Uuid> },
+    /// The order of a seat change is set aside (now or before); nothing else written.
+    Quarantined { reason: String },
     /// Every race was lost; nothing written.
     Lost,
 }

@@ -379,3 +379,16 @@ pub fn operation_with(sample_name: &str, detail: Value) -> Value {
     event["detail"] = detail;
     event
 }
+
+/// `SeatChangeRequested` of these moves for an order of the demo flight, with a fresh
+/// envelope id.
+pub fn seat_change(change_id: Uuid, order_id: Uuid, moves: &[(&str, &str)]) -> Value {
+    let moves: Vec<Value> = moves
+        .iter()
+        .map(|(from, to)| json!({"from": from, "to": to}))
+        .collect();
+    operation_with(
+        "seat-change-requested.json",
+        json!({"changeId": change_id, "orderId": order_id, "flightId": FLIGHT, "moves": moves}),
+    )
+}

@@ -31,7 +31,7 @@ enum Kind {
     Housekeeping,
     Schedule,
     Cancel,
-    /// A request of operations: a block or an unblock.
+    /// A request by its own id: a block, an unblock, a seat change.
     Operation,
     Http,
 }
@@ -48,6 +48,7 @@ const SAMPLES: &[(&str, Kind)] = &[
     ("flight-cancelled.json", Kind::Cancel),
     ("seat-block-requested.json", Kind::Operation),
     ("seat-unblock-requested.json", Kind::Operation),
+    ("seat-change-requested.json", Kind::Operation),
     ("get-seats-request.json", Kind::Http),
 ];
 
@@ -176,8 +177,10 @@ fn fresh(name: &str, kind: Kind) -> Value {
     if event["detail"].get("orderId").is_some() {
         event["detail"]["orderId"] = json!(Uuid::new_v4());
     }
-    if event["detail"].get("requestId").is_some() {
-        event["detail"]["requestId"] = json!(Uuid::new_v4());
+    for id in ["requestId", "changeId"] {
+        if event["detail"].get(id).is_some() {
+            event["detail"][id] = json!(Uuid::new_v4());
+        }
     }
     if matches!(kind, Kind::Schedule | Kind::Cancel) {
         event["detail"]["flightId"] = json!(Uuid::new_v4());
@@ -389,7 +392,7 @@ async fn check(
     let in_detail = pointer.starts_with("/detail/");
     let names_the_subject = match kind {
         Kind::Schedule | Kind::Cancel => pointer == "/detail/flightId",
-        Kind::Operation => pointer == "/detail/requestId",
+        Kind::Operation => matches!(pointer, "/detail/requestId" | "/detail/changeId"),
         _ => pointer == "/detail/orderId",
     };
     // What the event is about can still be read, so it must be answered.
@@ -484,14 +487,16 @@ async fn check(
             }
         }
         Kind::Operation if in_detail => {
-            let request: Uuid = serde_json::from_value(event["detail"]["requestId"].clone())
-                .expect("the case's request id");
-            let blocked: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM flight_seats WHERE blocked_by = $1")
-                    .bind(request)
-                    .fetch_one(&app.db)
-                    .await
-                    .expect("seats can be counted");
+            let blocked: i64 = match event["detail"]["requestId"].as_str() {
+                Some(request) => {
+                    sqlx::query_scalar("SELECT count(*) FROM flight_seats WHERE blocked_by = $1")
+                        .bind(Uuid::parse_str(request).expect("the case's request id"))
+                        .fetch_one(&app.db)
+                        .await
+                        .expect("seats can be counted")
+                }
+                None => 0,
+            };
             let answer = match handled {
                 Some(Handled::Answered(answer)) => answer,
                 // Refused as unreadable (its request id is what is hostile): nothing to check.
@@ -506,6 +511,9 @@ async fn check(
             }
             if answer.detail_type != DetailType::SeatsBlocked && blocked != 0 {
                 return Err(format!("refused, yet blocks {blocked} seats"));
+            }
+            if answer.detail_type == DetailType::SeatsChanged {
+                return Err(format!("a hostile change moved seats: {detail}"));
             }
         }
         Kind::Http => match handled {

@@ -3,7 +3,7 @@
 //! events at once (orders that collide, redeliveries, payments and cancellations early and
 //! late, flights opened and cancelled, the schedule, time passing, a seat changed behind
 //! its hold, flights retired, the seat map read, seats blocked and unblocked by operations,
-//! and batches of order and payment events from the queued intake), and every invariant is
+//! seat changes, and batches of order and payment events from the queued intake), and every invariant is
 //! checked after every step.
 //!
 //! `INTERLEAVE_SEED=<n>` replays a seed (the events sent are the same; the interleaving of
@@ -195,7 +195,13 @@ enum Done {
 fn queued_kind(event: &Value) -> bool {
     matches!(
         event["detail-type"].as_str(),
-        Some("OrderCreated" | "OrderCancelled" | "PaymentSucceeded" | "PaymentFailed")
+        Some(
+            "OrderCreated"
+                | "OrderCancelled"
+                | "SeatChangeRequested"
+                | "PaymentSucceeded"
+                | "PaymentFailed"
+        )
     )
 }
 
@@ -425,9 +431,20 @@ impl Simulation {
         }
         let roll = rng.below(1_000);
         match roll {
-            0..260 => {
+            0..230 => {
                 let id = rng.uuid();
                 Action::Event(world.new_order(rng, step, id, false))
+            }
+            230..260 if !world.orders.is_empty() => {
+                // Mostly one of the last few orders, whose holds may still be live.
+                let len = world.orders.len();
+                let at = if rng.chance(800) {
+                    len - 1 - rng.below(len.min(4))
+                } else {
+                    rng.below(len)
+                };
+                let order = world.orders[at].clone();
+                Action::Event(world.seat_change(rng, &order))
             }
             260..270 => {
                 let flight = world.some_flight(rng);
@@ -447,7 +464,7 @@ impl Simulation {
                 Action::Event(world.new_order(rng, step, id, false))
             }
             400..430 if !world.orders.is_empty() => {
-                let order = world.orders[rng.below(world.orders.len())];
+                let order = world.orders[rng.below(world.orders.len())].clone();
                 Action::Event(world.conflicting_order(rng, order))
             }
             430..520 if !world.recent.is_empty() => {
@@ -495,12 +512,17 @@ impl Simulation {
                 // Its FlightScheduled is never delivered again: EventBridge retries for a
                 // day, and this flight left 41 days ago. (Once retention deleted it, that
                 // old event would open a new flight under the same id.)
-                // Nor are its requests of operations: retention deletes their answers
-                // with the flight.
+                // Nor are its requests of operations and seat changes: retention deletes
+                // their answers with the flight.
                 world.recent.retain(|event| {
                     !matches!(
                         event["detail-type"].as_str(),
-                        Some("FlightScheduled" | "SeatBlockRequested" | "SeatUnblockRequested")
+                        Some(
+                            "FlightScheduled"
+                                | "SeatBlockRequested"
+                                | "SeatUnblockRequested"
+                                | "SeatChangeRequested"
+                        )
                     ) || event["detail"]["flightId"] != json!(id)
                 });
                 world.requests.retain(|(_, at)| *at != flight);

@@ -27,6 +27,7 @@ mod read_only;
 mod reserve;
 mod rules;
 mod schemas;
+mod seat_changes;
 
 /// Logs stay quiet unless TEST_LOG is set.
 pub fn quiet_logs() {

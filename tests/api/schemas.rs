@@ -35,6 +35,8 @@ pub fn schema_for(detail_type: DetailType) -> jsonschema::Validator {
         DetailType::SeatBlockFailed => "seat-block-failed",
         DetailType::SeatsUnblocked => "seats-unblocked",
         DetailType::SeatUnblockFailed => "seat-unblock-failed",
+        DetailType::SeatsChanged => "seats-changed",
+        DetailType::SeatChangeFailed => "seat-change-failed",
     })
 }
 
@@ -80,6 +82,9 @@ fn every_sample_detail_matches_its_schema() {
         ("seat-block-failed.json", "seat-block-failed"),
         ("seats-unblocked.json", "seats-unblocked"),
         ("seat-unblock-failed.json", "seat-unblock-failed"),
+        ("seat-change-requested.json", "seat-change-requested"),
+        ("seats-changed.json", "seats-changed"),
+        ("seat-change-failed.json", "seat-change-failed"),
     ] {
         assert_valid(&schema(schema_name), &sample(sample_name)["detail"]);
     }

@@ -100,6 +100,19 @@ impl Memory {
                             .insert(event.event_id);
                     }
                 }
+                DetailType::SeatsChanged | DetailType::SeatChangeFailed => {
+                    if let Some(change) = id_of("changeId") {
+                        self.request_answers
+                            .entry(change)
+                            .or_default()
+                            .insert(event.event_id, answer);
+                    }
+                    if let (DetailType::SeatsChanged, Some(order)) =
+                        (event.detail_type, id_of("orderId"))
+                    {
+                        self.note_taken(order, &detail);
+                    }
+                }
                 DetailType::SeatsBlocked
                 | DetailType::SeatBlockFailed
                 | DetailType::SeatsUnblocked
@@ -118,19 +131,7 @@ impl Memory {
     }
 
     fn note_reserved(&mut self, order: Uuid, detail: &Value, flight: Option<Uuid>, world: &World) {
-        for seat in detail["seats"].as_array().into_iter().flatten() {
-            let key = (
-                seat["seatId"].as_str().unwrap_or_default().to_owned(),
-                seat["version"].as_i64().unwrap_or_default(),
-            );
-            let holder = *self.taken_at.entry(key.clone()).or_insert(order);
-            if holder != order {
-                self.double_reservations.push(format!(
-                    "seat {} at version {} reserved by orders {holder} and {order}",
-                    key.0, key.1
-                ));
-            }
-        }
+        self.note_taken(order, detail);
         let flight = flight.and_then(|id| world.flight_index(id));
         let cancelled = flight.and_then(|i| world.flights[i].cancelled_at_step);
         let first = world.first_ordered_at.get(&order);
@@ -141,6 +142,24 @@ impl Memory {
                 "order {order} (first sent at step {first}) got SeatReserved on {} cancelled at step {cancelled}",
                 world.flights[flight.unwrap_or_default()].label
             ));
+        }
+    }
+
+    /// The seats an answer (SeatReserved, SeatsChanged) gives an order, each at a version:
+    /// no other order may ever be given one of them at the same version.
+    fn note_taken(&mut self, order: Uuid, detail: &Value) {
+        for seat in detail["seats"].as_array().into_iter().flatten() {
+            let key = (
+                seat["seatId"].as_str().unwrap_or_default().to_owned(),
+                seat["version"].as_i64().unwrap_or_default(),
+            );
+            let holder = *self.taken_at.entry(key.clone()).or_insert(order);
+            if holder != order {
+                self.double_reservations.push(format!(
+                    "seat {} at version {} given to orders {holder} and {order}",
+                    key.0, key.1
+                ));
+            }
         }
     }
 }

@@ -67,10 +67,12 @@ pub struct Flight {
 }
 
 /// An order the simulator sent an `OrderCreated` for.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Order {
     pub id: Uuid,
     pub flight: usize,
+    /// The seats it named (none for an any-seat order).
+    pub seats: Vec<String>,
 }
 
 /// What the simulator sent so far.
@@ -200,6 +202,7 @@ impl World {
     /// A new order with explicit seats, or any N seats of a cabin on a small flight.
     pub fn new_order(&mut self, rng: &mut Rng, step: usize, id: Uuid, any_seat: bool) -> Value {
         let flight = self.some_flight(rng);
+        let mut seats = Vec::new();
         let detail = if any_seat && self.flights[flight].any_seat {
             let mut detail = json!({"orderId": id, "flightId": self.flights[flight].id,
                                     "seatCount": 1 + rng.below(3)});
@@ -210,10 +213,10 @@ impl World {
             }
             detail
         } else {
-            json!({"orderId": id, "flightId": self.flights[flight].id,
-                   "seats": self.some_seats(rng, flight)})
+            seats = self.some_seats(rng, flight);
+            json!({"orderId": id, "flightId": self.flights[flight].id, "seats": seats})
         };
-        self.remember_order(Order { id, flight }, step);
+        self.remember_order(Order { id, flight, seats }, step);
         self.envelope(rng, order_created_with(detail))
     }
 
@@ -306,6 +309,44 @@ impl World {
         self.envelope(rng, event)
     }
 
+    /// `SeatChangeRequested` of an order: one or two of the seats it named moved to other hot
+    /// seats of its flight (so sometimes to another cabin, or to a taken seat); now and
+    /// then under a change id sent before (a conflict).
+    pub fn seat_change(&mut self, rng: &mut Rng, order: &Order) -> Value {
+        let hot = self.flights[order.flight].hot_seats;
+        // On a small flight row 1 is BUSINESS: a target in the source's cabin, but one
+        // time in twenty anywhere (a change of cabin, refused).
+        let small = self.flights[order.flight].any_seat;
+        let cabin = |seat: &str| small && seat.starts_with('1') && seat.len() == 2;
+        let anywhere = rng.chance(50);
+        let mut moves = Vec::new();
+        let mut used: Vec<&str> = Vec::new();
+        for from in order.seats.iter().take(1 + rng.below(2)) {
+            let targets: Vec<&str> = hot
+                .iter()
+                .copied()
+                .filter(|seat| !order.seats.iter().any(|own| own == seat))
+                .filter(|seat| anywhere || cabin(seat) == cabin(from))
+                .collect();
+            let to = *rng.pick(if targets.is_empty() { hot } else { &targets });
+            if used.contains(&to) {
+                continue;
+            }
+            used.push(to);
+            moves.push(json!({"from": from, "to": to}));
+        }
+        if moves.is_empty() {
+            // An any-seat order: a seat it may or may not hold.
+            let (from, to) = (*rng.pick(hot), *rng.pick(hot));
+            moves.push(json!({"from": from, "to": to}));
+        }
+        let id = self.request_id(rng, order.flight);
+        let mut event = sample("seat-change-requested.json");
+        event["detail"] = json!({"changeId": id, "orderId": order.id,
+                                 "flightId": self.flights[order.flight].id, "moves": moves});
+        self.envelope(rng, event)
+    }
+
     /// `SeatUnblockRequested` for hot seats of a flight (blocked or not).
     pub fn unblock(&mut self, rng: &mut Rng, flight: usize) -> Value {
         let id = self.request_id(rng, flight);
@@ -380,6 +421,12 @@ pub fn describe(event: &Value, world: &World) -> String {
             detail["reason"]
         ),
         Some("Scheduled Event") => "housekeeping".into(),
+        Some("SeatChangeRequested") => format!(
+            "SeatChangeRequested {} {order} {} {}",
+            short(&detail["changeId"]),
+            flight(&detail["flightId"]),
+            detail["moves"]
+        ),
         Some(kind @ ("SeatBlockRequested" | "SeatUnblockRequested")) => format!(
             "{kind} {} {} {} {}",
             short(&detail["requestId"]),
