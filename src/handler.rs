@@ -16,14 +16,16 @@ use crate::availability::{self, HttpResponse};
 use crate::db::{Database, DbError, Session};
 use crate::deadline::{self, Deadline};
 use crate::domain::{
-    FlightId, FlightScheduleRejected, OrderCloser, OrderId, OutgoingEvent, RequestId,
+    AircraftChangeProblem, AircraftChangeRejected, FlightId, FlightScheduleRejected, OrderCloser,
+    OrderId, OutgoingEvent, RequestId,
 };
 use crate::inbound::{
-    self, CancelFlight, Command, ConfirmOrder, InvalidOrder, OpenFlight, RejectedSchedule,
-    ReleaseOrder, ReserveSeats, UnreadableEvent,
+    self, CancelFlight, ChangeAircraft, Command, ConfirmOrder, InvalidOrder, OpenFlight,
+    RejectedSchedule, ReleaseOrder, ReserveSeats, UnreadableEvent,
 };
 use crate::inventory::{
-    self, Cancellation, Expiry, InventoryError, LockTtl, Opening, Operation, Release, Reservation,
+    self, AircraftChange, Cancellation, Expiry, InventoryError, LayoutChange, LockTtl, Opening,
+    Operation, Release, Reservation,
 };
 use crate::metrics;
 use crate::outbound::EventBus;
@@ -85,6 +87,9 @@ pub enum Handled {
         released: Vec<OutgoingEvent>,
         closed: Option<OutgoingEvent>,
     },
+    /// An `AircraftChanged`: the orders moved and released now, and `FlightLayoutChanged`
+    /// once nothing is left to move.
+    LayoutChanged(LayoutChange),
     /// An HTTP request, answered.
     Http(HttpResponse),
 }
@@ -99,6 +104,9 @@ pub struct HousekeepingReport {
     pub pruned: u64,
     /// `SeatReleased` and `FlightInventoryClosed` of cancellations finished by this run.
     pub cancellation_events: usize,
+    /// `SeatsReassigned`, `SeatReleased` and `FlightLayoutChanged` of aircraft changes
+    /// this run went on with.
+    pub aircraft_events: usize,
     /// Rows of long-departed flights deleted.
     pub retired: u64,
 }
@@ -128,6 +136,9 @@ pub enum HandlerError {
     /// first answer stands.
     #[error("request {0} was answered before for another request; not applied")]
     ConflictingRequest(RequestId),
+    /// An `AircraftChanged` while another change of the flight is still being applied.
+    #[error("flight {0} has another aircraft change in progress; try again once it finishes")]
+    AircraftChangeInProgress(FlightId),
     /// The availability function was sent something other than a seat-map request.
     #[error("this function only answers GET /flights/{{flightId}}/seats; {0} is not served here")]
     NotServedHere(&'static str),
@@ -144,6 +155,7 @@ impl HandlerError {
             | Self::ConflictingSchedule(_)
             | Self::ConflictingRequest(_)
             | Self::NotServedHere(_) => false,
+            Self::AircraftChangeInProgress(_) => true,
             Self::Inventory(error) => error.is_retryable(),
             Self::Outbox(error) => error.is_retryable(),
             Self::Database(error) => error.is_retryable(),
@@ -179,6 +191,7 @@ impl HandlerError {
             Self::ConflictingOrder { .. } => "ConflictingOrder".into(),
             Self::ConflictingSchedule(_) => "ConflictingSchedule".into(),
             Self::ConflictingRequest(_) => "ConflictingRequest".into(),
+            Self::AircraftChangeInProgress(_) => "AircraftChangeInProgress".into(),
             Self::NotServedHere(_) => "NotServedHere".into(),
         }
     }
@@ -358,6 +371,24 @@ impl<B: EventBus> App<B> {
                 };
                 self.answer_operation(session, change_id, operation).await
             }
+            Command::ChangeAircraft(Ok(request)) => self.change_aircraft(session, &request).await,
+            Command::ChangeAircraft(Err(rejected)) => {
+                record_request(
+                    rejected.change_id,
+                    Some(rejected.flight_id),
+                    &rejected.causation_id,
+                );
+                tracing::warn!(problem = %rejected.refusal, "invalid aircraft layout; rejecting");
+                self.reject_aircraft(
+                    session,
+                    rejected.change_id,
+                    rejected.flight_id,
+                    AircraftChangeProblem::InvalidRequest,
+                    rejected.refusal.message,
+                    rejected.causation_id,
+                )
+                .await
+            }
             Command::Http(request) => Ok(Handled::Http(
                 availability::answer(session, &request).await?,
             )),
@@ -392,6 +423,89 @@ impl<B: EventBus> App<B> {
         )
         .await?;
         Ok(Handled::Answered(event))
+    }
+
+    async fn change_aircraft(
+        &self,
+        session: &mut Session<'_>,
+        request: &ChangeAircraft,
+    ) -> Result<Handled, HandlerError> {
+        record_request(
+            request.change_id,
+            Some(request.flight_id),
+            &request.causation_id,
+        );
+        match inventory::change_aircraft(session, request).await? {
+            AircraftChange::Applied(change) => {
+                tracing::info!(
+                    orders_moved = change.moved.len(),
+                    orders_released = change.released.len(),
+                    finished = change.finished.is_some(),
+                    "aircraft changed"
+                );
+                let events = change
+                    .moved
+                    .iter()
+                    .chain(&change.released)
+                    .chain(&change.finished)
+                    .cloned()
+                    .collect();
+                self.publish(session, events).await?;
+                Ok(Handled::LayoutChanged(change))
+            }
+            AircraftChange::Rejected(problem) => {
+                let message = match problem {
+                    AircraftChangeProblem::FlightNotFound => "no such flight",
+                    AircraftChangeProblem::FlightCancelled => "the flight was cancelled",
+                    AircraftChangeProblem::FlightDeparted => "the flight has departed",
+                    AircraftChangeProblem::InvalidRequest => "the layout is invalid",
+                };
+                self.reject_aircraft(
+                    session,
+                    request.change_id,
+                    request.flight_id,
+                    problem,
+                    format!("flight {}: {message}", request.flight_id),
+                    request.causation_id.clone(),
+                )
+                .await
+            }
+            AircraftChange::Busy => {
+                tracing::warn!("another aircraft change of the flight is in progress");
+                Err(HandlerError::AircraftChangeInProgress(request.flight_id))
+            }
+            AircraftChange::Conflict => {
+                tracing::warn!("the change id was used before for another change");
+                Err(HandlerError::ConflictingRequest(request.change_id))
+            }
+        }
+    }
+
+    /// `AircraftChangeRejected`: nothing is written, the answer goes straight to the bus,
+    /// with an event id that is the same however often the same event is refused.
+    async fn reject_aircraft(
+        &self,
+        session: &mut Session<'_>,
+        change_id: RequestId,
+        flight_id: FlightId,
+        reason: AircraftChangeProblem,
+        message: String,
+        causation_id: String,
+    ) -> Result<Handled, HandlerError> {
+        let event = AircraftChangeRejected {
+            event_id: Uuid::new_v5(
+                &SCHEDULE_REFUSAL_NAMESPACE,
+                format!("{causation_id}/{change_id}").as_bytes(),
+            ),
+            change_id,
+            flight_id,
+            reason,
+            message,
+            causation_id,
+        }
+        .to_event()?;
+        self.publish(session, vec![event.clone()]).await?;
+        Ok(Handled::Scheduled(event))
     }
 
     async fn open_flight(
@@ -606,6 +720,15 @@ impl<B: EventBus> App<B> {
             }
             Err(error) => failures.push(part_failed("cancellations", error.into())),
         }
+        match inventory::finish_aircraft_changes(session).await {
+            Ok(events) => {
+                report.aircraft_events = events.len();
+                if let Err(error) = self.publish(session, events).await {
+                    failures.push(error);
+                }
+            }
+            Err(error) => failures.push(part_failed("aircraft changes", error.into())),
+        }
         match outbox::prune(session, self.settings.relay.retention_days).await {
             Ok(pruned) => report.pruned = pruned,
             Err(error) => failures.push(part_failed("prune", error.into())),
@@ -624,6 +747,7 @@ impl<B: EventBus> App<B> {
             parked = report.relay.parked,
             pruned = report.pruned,
             cancellation_events = report.cancellation_events,
+            aircraft_events = report.aircraft_events,
             retired = report.retired,
             oldest_pending_seconds = report.relay.oldest_pending_seconds,
             failed_parts = failures.len(),

@@ -38,6 +38,9 @@ pub enum DetailType {
     SeatUnblockFailed,
     SeatsChanged,
     SeatChangeFailed,
+    SeatsReassigned,
+    FlightLayoutChanged,
+    AircraftChangeRejected,
 }
 
 impl DetailType {
@@ -83,7 +86,8 @@ pub struct HeldSeat {
 // (`inventory_decide_order`, migration 0011), and so are the answers to operations
 // (`SeatsBlocked`, `SeatBlockFailed`: `inventory_block_seats`; `SeatsUnblocked`,
 // `SeatUnblockFailed`: `inventory_unblock_seats`, migration 0014) and to seat changes
-// (`SeatsChanged`, `SeatChangeFailed`: `inventory_change_seats`, migration 0016);
+// (`SeatsChanged`, `SeatChangeFailed`: `inventory_change_seats`, migration 0016) and to an
+// aircraft change (`SeatsReassigned`, `FlightLayoutChanged`: migration 0017);
 // `events/schemas` holds their contract.
 
 /// Detail of `SeatBooked`: the order's held seats are sold.
@@ -140,6 +144,8 @@ pub enum ReleaseReason {
     OrderCancelled,
     HoldExpired,
     FlightCancelled,
+    /// The flight's new aircraft has no room for the order in its cabin.
+    AircraftChanged,
 }
 
 impl ReleaseReason {
@@ -147,9 +153,10 @@ impl ReleaseReason {
     pub fn closing_status(self) -> HoldStatus {
         match self {
             Self::HoldExpired => HoldStatus::Expired,
-            Self::PaymentFailed | Self::OrderCancelled | Self::FlightCancelled => {
-                HoldStatus::Released
-            }
+            Self::PaymentFailed
+            | Self::OrderCancelled
+            | Self::FlightCancelled
+            | Self::AircraftChanged => HoldStatus::Released,
         }
     }
 }
@@ -257,5 +264,33 @@ pub struct FlightInventoryClosed {
 impl FlightInventoryClosed {
     pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
         OutgoingEvent::of(self.event_id, DetailType::FlightInventoryClosed, self)
+    }
+}
+
+/// Why an `AircraftChanged` was not applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AircraftChangeProblem {
+    InvalidRequest,
+    FlightNotFound,
+    FlightCancelled,
+    FlightDeparted,
+}
+
+/// Detail of `AircraftChangeRejected`: nothing was written.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AircraftChangeRejected {
+    pub event_id: Uuid,
+    pub change_id: super::RequestId,
+    pub flight_id: FlightId,
+    pub reason: AircraftChangeProblem,
+    pub message: String,
+    pub causation_id: String,
+}
+
+impl AircraftChangeRejected {
+    pub fn to_event(&self) -> Result<OutgoingEvent, serde_json::Error> {
+        OutgoingEvent::of(self.event_id, DetailType::AircraftChangeRejected, self)
     }
 }

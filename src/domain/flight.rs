@@ -139,7 +139,57 @@ pub struct FlightSchedule {
     pub destination: Airport,
     pub departure: DateTime<Utc>,
     pub arrival: DateTime<Utc>,
-    pub cabins: Vec<CabinLayout>,
+    pub layout: AircraftLayout,
+}
+
+/// An aircraft's cabins: valid, not overlapping, within [`MAX_SEATS_PER_FLIGHT`]. A
+/// schedule opens a flight with one, and an `AircraftChanged` gives it another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AircraftLayout(Vec<CabinLayout>);
+
+impl AircraftLayout {
+    /// The `cabins` of a `FlightScheduled` or an `AircraftChanged`, as sent.
+    pub fn parse(raw: Option<&[RawCabin<'_>]>) -> Result<Self, ScheduleRefusal> {
+        parse_cabins(raw).map(Self)
+    }
+
+    /// Every seat, cabin by cabin, in seat-map order.
+    pub fn seats(&self) -> Vec<(SeatNumber, Cabin)> {
+        self.0
+            .iter()
+            .flat_map(|cabin| cabin.seats().map(move |seat| (seat, cabin.cabin)))
+            .collect()
+    }
+
+    /// How many seats each cabin has, in the order the layout names them.
+    pub fn seat_counts(&self) -> Vec<(Cabin, usize)> {
+        let mut counts: Vec<(Cabin, usize)> = Vec::new();
+        for layout in &self.0 {
+            match counts.iter_mut().find(|(cabin, _)| *cabin == layout.cabin) {
+                Some((_, count)) => *count += layout.len(),
+                None => counts.push((layout.cabin, layout.len())),
+            }
+        }
+        counts
+    }
+
+    /// The layout in a canonical form: the same cabins again are the same text.
+    pub fn canonical(&self) -> String {
+        let cabins: Vec<String> = self
+            .0
+            .iter()
+            .map(|cabin| {
+                format!(
+                    "{}:{}-{}:{}",
+                    cabin.cabin.as_str(),
+                    cabin.first_row,
+                    cabin.last_row,
+                    String::from_utf8_lossy(&cabin.letters)
+                )
+            })
+            .collect();
+        cabins.join(";")
+    }
 }
 
 /// The parts of a schedule as they arrive, before they are checked.
@@ -199,7 +249,7 @@ impl FlightSchedule {
                 "arrivalUtc must be after departureUtc",
             ));
         }
-        let cabins = parse_cabins(parts.cabins.as_deref())?;
+        let layout = AircraftLayout::parse(parts.cabins.as_deref())?;
         Ok(Self {
             flight_id,
             flight_code,
@@ -207,45 +257,22 @@ impl FlightSchedule {
             destination,
             departure,
             arrival,
-            cabins,
+            layout,
         })
     }
 
     /// Every seat of the flight, cabin by cabin, in seat-map order.
     pub fn seats(&self) -> Vec<(SeatNumber, Cabin)> {
-        self.cabins
-            .iter()
-            .flat_map(|cabin| cabin.seats().map(move |seat| (seat, cabin.cabin)))
-            .collect()
+        self.layout.seats()
     }
 
     /// How many seats each cabin has, in the order the schedule named them.
     pub fn seat_counts(&self) -> Vec<(Cabin, usize)> {
-        let mut counts: Vec<(Cabin, usize)> = Vec::new();
-        for layout in &self.cabins {
-            match counts.iter_mut().find(|(cabin, _)| *cabin == layout.cabin) {
-                Some((_, count)) => *count += layout.len(),
-                None => counts.push((layout.cabin, layout.len())),
-            }
-        }
-        counts
+        self.layout.seat_counts()
     }
 
     /// What was scheduled, in a canonical form: the same schedule again is the same text.
     pub fn fingerprint(&self) -> String {
-        let cabins: Vec<String> = self
-            .cabins
-            .iter()
-            .map(|cabin| {
-                format!(
-                    "{}:{}-{}:{}",
-                    cabin.cabin.as_str(),
-                    cabin.first_row,
-                    cabin.last_row,
-                    String::from_utf8_lossy(&cabin.letters)
-                )
-            })
-            .collect();
         format!(
             "{}|{}|{}|{}|{}|{}",
             self.flight_code.as_str(),
@@ -255,7 +282,7 @@ impl FlightSchedule {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.arrival
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            cabins.join(";")
+            self.layout.canonical()
         )
     }
 }

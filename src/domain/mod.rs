@@ -8,15 +8,16 @@ mod seat;
 pub mod text;
 
 pub use events::{
+    AircraftChangeProblem, AircraftChangeRejected, CabinSeats, FlightInventoryClosed,
+    FlightInventoryOpened, FlightScheduleRejected,
+};
+pub use events::{
     BookingFailureReason, DetailType, EVENT_SOURCE, HeldSeat, OrderCloser, OutgoingEvent,
     ReleaseReason, SeatBooked, SeatBookingFailed, SeatReleased,
 };
-pub use events::{
-    CabinSeats, FlightInventoryClosed, FlightInventoryOpened, FlightScheduleRejected,
-};
 pub use flight::{
-    Airport, CabinLayout, FlightCode, FlightSchedule, FlightStatus, MAX_SEATS_PER_FLIGHT, RawCabin,
-    ScheduleParts, ScheduleProblem, ScheduleRefusal,
+    AircraftLayout, Airport, CabinLayout, FlightCode, FlightSchedule, FlightStatus,
+    MAX_SEATS_PER_FLIGHT, RawCabin, ScheduleParts, ScheduleProblem, ScheduleRefusal,
 };
 pub use ids::{FlightId, OrderId, RequestId};
 pub use reason::FailureReason;

@@ -21,7 +21,7 @@ pub use operations::{
 pub use order_created::{InvalidOrder, ReserveSeats, SeatSelection};
 pub use payload::read_payload;
 pub use queue::{Queued, read_batch};
-pub use schedule::{CancelFlight, OpenFlight, RejectedSchedule};
+pub use schedule::{CancelFlight, ChangeAircraft, OpenFlight, RejectedAircraft, RejectedSchedule};
 pub use seat_change::{ChangeSeats, InvalidChange};
 
 use crate::domain::ReleaseReason;
@@ -48,6 +48,9 @@ pub enum Command {
     Unblock(Result<UnblockSeats, InvalidOperation>),
     /// `SeatChangeRequested`: move an order's seats, or answer why the request is wrong.
     ChangeSeats(Result<ChangeSeats, InvalidChange>),
+    /// `AircraftChanged`: give the flight a new cabin layout, moving what is on the seats
+    /// it loses; or answer why the layout is wrong.
+    ChangeAircraft(Result<ChangeAircraft, RejectedAircraft>),
     /// An HTTP request: the seat map of a flight.
     Http(HttpRequest),
 }
@@ -68,6 +71,7 @@ impl Command {
             Self::Block(_) => "SeatBlockRequested",
             Self::Unblock(_) => "SeatUnblockRequested",
             Self::ChangeSeats(_) => "SeatChangeRequested",
+            Self::ChangeAircraft(_) => "AircraftChanged",
             Self::Http(_) => "an HTTP request",
         }
     }
@@ -143,6 +147,9 @@ pub fn parse(payload: Value) -> Result<Command, UnreadableEvent> {
         )?)),
         ("skyledger.schedule", "FlightCancelled") => Ok(Command::CancelFlight(
             schedule::cancelled(&envelope.detail, causation_id)?,
+        )),
+        ("skyledger.schedule", "AircraftChanged") => Ok(Command::ChangeAircraft(
+            schedule::aircraft_changed(&envelope.detail, causation_id)?,
         )),
         ("skyledger.orders", "SeatChangeRequested") => Ok(Command::ChangeSeats(
             seat_change::parse(&envelope.detail, causation_id)?,

@@ -1,11 +1,13 @@
 //! The schedule's events (source `skyledger.schedule`): `FlightScheduled` opens a flight's
-//! inventory, `FlightCancelled` closes it.
+//! inventory, `FlightCancelled` closes it, `AircraftChanged` gives it another cabin layout.
 
 use serde_json::Value;
 
 use super::UnreadableEvent;
 use crate::domain::text::FreeText;
-use crate::domain::{FlightId, FlightSchedule, ScheduleParts, ScheduleRefusal};
+use crate::domain::{
+    AircraftLayout, FlightId, FlightSchedule, RawCabin, RequestId, ScheduleParts, ScheduleRefusal,
+};
 
 /// Open this flight and all its seats.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +35,32 @@ pub struct CancelFlight {
     pub causation_id: String,
 }
 
+/// Give the flight this layout: seats added, kept, or moved off and taken out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeAircraft {
+    pub change_id: RequestId,
+    pub flight_id: FlightId,
+    pub layout: AircraftLayout,
+    pub causation_id: String,
+}
+
+impl ChangeAircraft {
+    /// What was asked, in a canonical form: a reused change id must ask for exactly this.
+    pub fn fingerprint(&self) -> String {
+        format!("aircraft|{}|{}", self.flight_id, self.layout.canonical())
+    }
+}
+
+/// An aircraft change whose layout is invalid: answered `AircraftChangeRejected`
+/// (`INVALID_REQUEST`), nothing written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedAircraft {
+    pub change_id: RequestId,
+    pub flight_id: FlightId,
+    pub refusal: ScheduleRefusal,
+    pub causation_id: String,
+}
+
 /// The most of a cancellation's reason that is kept, in characters.
 const MAX_REASON_LEN: usize = 200;
 
@@ -50,18 +78,7 @@ pub(super) fn scheduled(
 ) -> Result<Result<OpenFlight, RejectedSchedule>, UnreadableEvent> {
     let flight_id = flight_id(detail, "FlightScheduled")?;
     let text = |key: &str| detail.get(key).and_then(Value::as_str);
-    let cabins = detail
-        .get("cabins")
-        .and_then(Value::as_array)
-        .map(|cabins| {
-            cabins
-                .iter()
-                .map(|cabin| {
-                    let field = |key: &str| cabin.get(key).and_then(Value::as_str);
-                    (field("cabin"), field("rows"), field("letters"))
-                })
-                .collect()
-        });
+    let cabins = raw_cabins(detail);
     let parts = ScheduleParts {
         flight_code: text("flightCode"),
         origin: text("originIata"),
@@ -76,6 +93,51 @@ pub(super) fn scheduled(
             causation_id,
         }),
         Err(refusal) => Err(RejectedSchedule {
+            flight_id,
+            refusal,
+            causation_id,
+        }),
+    })
+}
+
+/// Each cabin's `cabin`, `rows` and `letters`, as sent.
+fn raw_cabins(detail: &Value) -> Option<Vec<RawCabin<'_>>> {
+    detail
+        .get("cabins")
+        .and_then(Value::as_array)
+        .map(|cabins| {
+            cabins
+                .iter()
+                .map(|cabin| {
+                    let field = |key: &str| cabin.get(key).and_then(Value::as_str);
+                    (field("cabin"), field("rows"), field("letters"))
+                })
+                .collect()
+        })
+}
+
+pub(super) fn aircraft_changed(
+    detail: &Value,
+    causation_id: String,
+) -> Result<Result<ChangeAircraft, RejectedAircraft>, UnreadableEvent> {
+    let change_id = detail
+        .get("changeId")
+        .and_then(Value::as_str)
+        .and_then(RequestId::parse)
+        .ok_or(UnreadableEvent::InvalidDetail {
+            detail_type: "AircraftChanged",
+            problem: "changeId must be a UUID",
+        })?;
+    let flight_id = flight_id(detail, "AircraftChanged")?;
+    Ok(match AircraftLayout::parse(raw_cabins(detail).as_deref()) {
+        Ok(layout) => Ok(ChangeAircraft {
+            change_id,
+            flight_id,
+            layout,
+            causation_id,
+        }),
+        Err(refusal) => Err(RejectedAircraft {
+            change_id,
             flight_id,
             refusal,
             causation_id,

@@ -86,7 +86,7 @@ enum Confirm {
     /// The payment was answered before: the same answer again.
     Answered(OutgoingEvent),
     /// Write this; once applied, this is the answer.
-    Apply(Transition, Confirmation),
+    Apply(Box<Transition>, Confirmation),
 }
 
 fn decide_confirm(
@@ -106,7 +106,7 @@ fn decide_confirm(
                 events: vec![answer.clone()],
                 ..Transition::default()
             };
-            return Ok(Confirm::Apply(transition, answered(answer)));
+            return Ok(Confirm::Apply(Box::new(transition), answered(answer)));
         }
         Some(order) => order,
     };
@@ -171,7 +171,7 @@ fn decide_confirm(
         .chain(released.iter().cloned())
         .collect();
     Ok(Confirm::Apply(
-        transition,
+        Box::new(transition),
         Confirmation { answer, released },
     ))
 }
@@ -363,11 +363,23 @@ pub(super) async fn release_order(
     reason: ReleaseReason,
     causation_id: &str,
 ) -> Result<Option<OutgoingEvent>, InventoryError> {
+    release_order_for(session, order, reason, causation_id, None).await
+}
+
+/// [`release_order`], counted with the aircraft change it is for, if any.
+pub(super) async fn release_order_for(
+    session: &mut Session<'_>,
+    order: &Order,
+    reason: ReleaseReason,
+    causation_id: &str,
+    aircraft_change_id: Option<Uuid>,
+) -> Result<Option<OutgoingEvent>, InventoryError> {
     let closing_holds = live_holds(order, reason);
     let Some(event) = seats_released(order.order_id, &closing_holds, reason, causation_id)? else {
         return Ok(None);
     };
     let mut transition = Transition::of(order);
+    transition.aircraft_change_id = aircraft_change_id;
     transition.close = Some(closing(&closing_holds, reason.closing_status()));
     transition.events = vec![event.clone()];
     match session.write(sql::TRANSITION, &transition).await? {
@@ -385,7 +397,9 @@ pub(super) async fn release_order(
 fn live_holds(order: &Order, reason: ReleaseReason) -> Vec<&Hold> {
     let sales_too = matches!(
         reason,
-        ReleaseReason::OrderCancelled | ReleaseReason::FlightCancelled
+        ReleaseReason::OrderCancelled
+            | ReleaseReason::FlightCancelled
+            | ReleaseReason::AircraftChanged
     );
     order
         .holds
@@ -617,7 +631,7 @@ mod tests {
 
     fn applied(decision: Result<Confirm, InventoryError>) -> (Transition, Confirmation) {
         match decision {
-            Ok(Confirm::Apply(transition, confirmation)) => (transition, confirmation),
+            Ok(Confirm::Apply(transition, confirmation)) => (*transition, confirmation),
             Ok(Confirm::Answered(answer)) => panic!("answered before: {answer:?}"),
             Err(error) => panic!("{error}"),
         }

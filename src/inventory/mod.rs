@@ -4,6 +4,7 @@
 //! Every operation is an optimistic read (no lock), a decision here in Rust, and one write
 //! that applies it only if nothing read has changed since; a lost race reads again.
 
+mod aircraft;
 mod flights;
 mod lifecycle;
 mod operations;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 use crate::db::DbError;
 use crate::domain::{OrderCloser, OutgoingEvent};
 
+pub use aircraft::{AircraftChange, LayoutChange, change_aircraft, finish_aircraft_changes, place};
 pub use flights::{Cancellation, Opening, cancel, finish_cancellations, open, retire};
 pub use lifecycle::{
     Confirmation, Expiry, Release, cancellations_held, confirm, expire_lapsed_holds, quarantined,

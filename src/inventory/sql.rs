@@ -267,6 +267,9 @@ pub struct Transition {
     /// The payment's answer, kept with the order.
     pub booking: Option<OutgoingEvent>,
     pub events: Vec<OutgoingEvent>,
+    /// A release for this aircraft change: counted with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aircraft_change_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize)]
@@ -418,4 +421,128 @@ pub enum RequestDecision {
 pub struct EarlierRequest {
     pub fingerprint: String,
     pub event: OutgoingEvent,
+}
+
+/// `AircraftChanged`: the flight's new layout, applied in one call.
+pub const CHANGE_AIRCRAFT: Function = Function::named("inventory_change_aircraft");
+/// The orders an open aircraft change still has to move, and the free seats.
+pub const READ_DISPLACED: Function = Function::named("inventory_read_displaced");
+/// One order's holds moved off seats out of the layout.
+pub const REASSIGN_ORDER: Function = Function::named("inventory_reassign_order");
+/// An open aircraft change finished, once nothing is left to move.
+pub const FINISH_AIRCRAFT_CHANGE: Function = Function::named("inventory_finish_aircraft_change");
+/// Flights with an open aircraft change, for the schedule.
+pub const OPEN_AIRCRAFT_CHANGES: Function = Function::named("inventory_open_aircraft_changes");
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeAircraftCall<'a> {
+    pub change_id: Uuid,
+    pub flight_id: Uuid,
+    pub fingerprint: &'a str,
+    pub causation_id: &'a str,
+    /// The `FlightLayoutChanged`'s id, if the change finishes at once.
+    pub event_id: Uuid,
+    pub seats: Vec<LayoutSeat<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayoutSeat<'a> {
+    pub seat_number: &'a str,
+    pub cabin: Cabin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum AircraftChanged {
+    /// The layout is the new one; `finished` if nothing was on a seat it lost.
+    Applied {
+        finished: Option<OutgoingEvent>,
+    },
+    /// This change id was applied before.
+    Earlier {
+        fingerprint: String,
+        finished: Option<OutgoingEvent>,
+    },
+    /// Another change of the flight is still open.
+    Busy,
+    Missing,
+    Cancelled,
+    Departed,
+}
+
+/// What an open change still has to move (`None`: no open change of the flight).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Displacement {
+    pub change_id: Uuid,
+    pub causation_id: String,
+    pub orders: Vec<DisplacedOrder>,
+    pub free: Vec<FreeSeat>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DisplacedOrder {
+    pub order: Order,
+    /// Its live holds on seats out of the layout.
+    pub displaced: Vec<DisplacedHold>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisplacedHold {
+    pub lock_id: i64,
+    pub seat_id: Uuid,
+    pub seat_number: SeatNumber,
+    pub cabin: Cabin,
+    pub version: i32,
+    pub status: HoldStatus,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FreeSeat {
+    pub seat_id: Uuid,
+    pub seat_number: SeatNumber,
+    pub cabin: Cabin,
+    pub version: i32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReassignCall {
+    pub change_id: Uuid,
+    pub order_id: Uuid,
+    pub flight_id: Uuid,
+    pub event_id: Uuid,
+    pub moves: Vec<Reassignment>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reassignment {
+    pub lock_id: i64,
+    pub from_id: Uuid,
+    pub from_version: i32,
+    pub to_id: Uuid,
+    pub to_version: i32,
+    pub status: HoldStatus,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Reassigned {
+    Moved {
+        event: OutgoingEvent,
+    },
+    /// Something read has changed: read again.
+    Changed,
+    /// The flight was cancelled: its cancellation releases the order.
+    Cancelled,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Finished {
+    pub finished: Option<OutgoingEvent>,
 }

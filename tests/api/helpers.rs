@@ -392,3 +392,11 @@ pub fn seat_change(change_id: Uuid, order_id: Uuid, moves: &[(&str, &str)]) -> V
         json!({"changeId": change_id, "orderId": order_id, "flightId": FLIGHT, "moves": moves}),
     )
 }
+
+/// `AircraftChanged` for the demo flight with these cabins, with a fresh envelope id.
+pub fn aircraft_changed(change_id: Uuid, cabins: Value) -> Value {
+    operation_with(
+        "aircraft-changed.json",
+        json!({"changeId": change_id, "flightId": FLIGHT, "cabins": cabins}),
+    )
+}

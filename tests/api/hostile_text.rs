@@ -33,6 +33,8 @@ enum Kind {
     Cancel,
     /// A request by its own id: a block, an unblock, a seat change.
     Operation,
+    /// An aircraft change.
+    Aircraft,
     Http,
 }
 
@@ -49,6 +51,7 @@ const SAMPLES: &[(&str, Kind)] = &[
     ("seat-block-requested.json", Kind::Operation),
     ("seat-unblock-requested.json", Kind::Operation),
     ("seat-change-requested.json", Kind::Operation),
+    ("aircraft-changed.json", Kind::Aircraft),
     ("get-seats-request.json", Kind::Http),
 ];
 
@@ -182,7 +185,7 @@ fn fresh(name: &str, kind: Kind) -> Value {
             event["detail"][id] = json!(Uuid::new_v4());
         }
     }
-    if matches!(kind, Kind::Schedule | Kind::Cancel) {
+    if matches!(kind, Kind::Schedule | Kind::Cancel | Kind::Aircraft) {
         event["detail"]["flightId"] = json!(Uuid::new_v4());
     }
     event
@@ -393,6 +396,7 @@ async fn check(
     let names_the_subject = match kind {
         Kind::Schedule | Kind::Cancel => pointer == "/detail/flightId",
         Kind::Operation => matches!(pointer, "/detail/requestId" | "/detail/changeId"),
+        Kind::Aircraft => matches!(pointer, "/detail/changeId" | "/detail/flightId"),
         _ => pointer == "/detail/orderId",
     };
     // What the event is about can still be read, so it must be answered.
@@ -516,6 +520,12 @@ async fn check(
                 return Err(format!("a hostile change moved seats: {detail}"));
             }
         }
+        Kind::Aircraft if in_detail && !names_the_subject => match handled {
+            Some(Handled::Scheduled(answer))
+                if answer.detail_type == DetailType::AircraftChangeRejected
+                    && detail_of(answer)["reason"] == "INVALID_REQUEST" => {}
+            other => return Err(format!("a bad layout not rejected: {other:?}")),
+        },
         Kind::Http => match handled {
             Some(Handled::Http(response)) if response.status_code < 500 => {}
             None => {}

@@ -3,7 +3,7 @@
 //! events at once (orders that collide, redeliveries, payments and cancellations early and
 //! late, flights opened and cancelled, the schedule, time passing, a seat changed behind
 //! its hold, flights retired, the seat map read, seats blocked and unblocked by operations,
-//! seat changes, and batches of order and payment events from the queued intake), and every invariant is
+//! seat changes, aircraft swaps, and batches of order and payment events from the queued intake), and every invariant is
 //! checked after every step.
 //!
 //! `INTERLEAVE_SEED=<n>` replays a seed (the events sent are the same; the interleaving of
@@ -121,7 +121,8 @@ async fn reset(options: &PgConnectOptions) {
         .await
         .expect("the test database accepts connections");
     sqlx::raw_sql(
-        "TRUNCATE outbox, inventory_locks, reservations, seat_requests, flight_seats, flights;",
+        "TRUNCATE outbox, inventory_locks, reservations, seat_requests, aircraft_changes,
+                  flight_seats, flights;",
     )
     .execute(&db)
     .await
@@ -505,6 +506,13 @@ impl Simulation {
                 let flight = world.some_flight(rng);
                 Action::Event(world.flight_cancelled(rng, flight))
             }
+            990..1000 => {
+                let flight = world.some_flight(rng);
+                match world.aircraft_changed(rng, flight) {
+                    Some(event) => Action::Event(event),
+                    None => Action::Event(world.housekeeping(rng)),
+                }
+            }
             977..990 => {
                 let flight = world.flight_to_retire(rng);
                 world.flights[flight].departed = true;
@@ -522,10 +530,12 @@ impl Simulation {
                                 | "SeatBlockRequested"
                                 | "SeatUnblockRequested"
                                 | "SeatChangeRequested"
+                                | "AircraftChanged"
                         )
                     ) || event["detail"]["flightId"] != json!(id)
                 });
                 world.requests.retain(|(_, at)| *at != flight);
+                world.aircraft_changes.retain(|(_, at)| *at != flight);
                 // Nor is anything of its orders sent again: retention deletes them 30 days
                 // after departure, and an order id reused that late would get a new outcome
                 // (the README's "late redelivery" case).
@@ -658,6 +668,12 @@ impl Simulation {
                     closed.is_some()
                 )
             }
+            Ok(Handled::LayoutChanged(change)) => format!(
+                "layout moved {}, released {}, finished {}",
+                change.moved.len(),
+                change.released.len(),
+                change.finished.is_some()
+            ),
             Ok(Handled::Http(response)) => format!("HTTP {}", response.status_code),
             Err(error) => format!("error {}", error.kind()),
         };
@@ -723,6 +739,7 @@ impl Simulation {
                 Ok(Handled::Housekeeping(report))
                     if report.orders_expired == 0
                         && report.cancellation_events == 0
+                        && report.aircraft_events == 0
                         && report.relay.published == 0 =>
                 {
                     break;
@@ -827,6 +844,7 @@ fn expected_error(kind: &str) -> bool {
         kind,
         "ConflictingOrder"
             | "ConflictingRequest"
+            | "AircraftChangeInProgress"
             | "ConflictingSchedule"
             | "OrderQuarantined"
             | "UnknownFlight"

@@ -1,6 +1,7 @@
 //! Integration tests: the library handler against a real PostgreSQL (a fresh database per
 //! test, migrations applied), and the real binary end to end.
 
+mod aircraft;
 mod availability;
 mod aws_emulator;
 mod binary;

@@ -37,6 +37,9 @@ pub fn schema_for(detail_type: DetailType) -> jsonschema::Validator {
         DetailType::SeatUnblockFailed => "seat-unblock-failed",
         DetailType::SeatsChanged => "seats-changed",
         DetailType::SeatChangeFailed => "seat-change-failed",
+        DetailType::SeatsReassigned => "seats-reassigned",
+        DetailType::FlightLayoutChanged => "flight-layout-changed",
+        DetailType::AircraftChangeRejected => "aircraft-change-rejected",
     })
 }
 
@@ -85,6 +88,10 @@ fn every_sample_detail_matches_its_schema() {
         ("seat-change-requested.json", "seat-change-requested"),
         ("seats-changed.json", "seats-changed"),
         ("seat-change-failed.json", "seat-change-failed"),
+        ("aircraft-changed.json", "aircraft-changed"),
+        ("seats-reassigned.json", "seats-reassigned"),
+        ("flight-layout-changed.json", "flight-layout-changed"),
+        ("aircraft-change-rejected.json", "aircraft-change-rejected"),
     ] {
         assert_valid(&schema(schema_name), &sample(sample_name)["detail"]);
     }

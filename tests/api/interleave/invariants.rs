@@ -124,7 +124,22 @@ impl Memory {
                             .insert(event.event_id, answer);
                     }
                 }
-                DetailType::FlightInventoryOpened | DetailType::FlightScheduleRejected => {}
+                DetailType::SeatsReassigned => {
+                    if let Some(order) = id_of("orderId") {
+                        self.note_taken(order, &serde_json::json!({"seats": detail["moves"]}));
+                    }
+                }
+                DetailType::FlightLayoutChanged => {
+                    if let Some(change) = id_of("changeId") {
+                        self.request_answers
+                            .entry(change)
+                            .or_default()
+                            .insert(event.event_id, answer);
+                    }
+                }
+                DetailType::FlightInventoryOpened
+                | DetailType::FlightScheduleRejected
+                | DetailType::AircraftChangeRejected => {}
             }
         }
         self.cursor = log.len();
@@ -178,6 +193,7 @@ pub async fn check_step(
     found.extend(one_answer_of_each_kind_per_order(memory, world));
     found.extend(one_answer_per_request(memory));
     found.extend(blocks_are_all_or_nothing(db).await);
+    found.extend(nothing_is_left_out_of_a_finished_layout(db).await);
     found.extend(closed_flights_hold_nothing(db, memory).await);
     found.extend(nothing_undelivered_or_quarantined_is_deleted(db, memory).await);
     found.extend(seat_maps_match_what_a_reservation_would_get(db, world, reader, maps).await);
@@ -189,6 +205,7 @@ pub async fn check_end(db: &PgPool, memory: &Memory, world: &World) -> Vec<Viola
     let mut found = Vec::new();
     found.extend(every_reserved_order_ends_in_one_story(db, memory, world).await);
     found.extend(every_cancelled_flight_closes(db, world).await);
+    found.extend(every_aircraft_change_finishes(db).await);
     found
 }
 
@@ -263,6 +280,47 @@ pub async fn blocks_are_all_or_nothing(db: &PgPool) -> Vec<Violation> {
     .await
     .expect("the block query runs");
     violations("blocks_are_all_or_nothing", broken)
+}
+
+/// 1d. No hold or sale is left on a seat out of its flight's layout once the flight has no
+///     aircraft change in progress, and no seat out of the layout is shown or free.
+pub async fn nothing_is_left_out_of_a_finished_layout(db: &PgPool) -> Vec<Violation> {
+    let broken: Vec<String> = sqlx::query_scalar(
+        "SELECT s.flight_id || ' ' || s.seat_number || ' is out of the layout, yet '
+                || l.status::text || ' by ' || l.order_id
+         FROM flight_seats s JOIN inventory_locks l ON l.seat_id = s.seat_id
+         WHERE NOT s.in_layout AND l.status IN ('ACTIVE', 'CONFIRMED')
+           AND NOT EXISTS (SELECT 1 FROM aircraft_changes c
+                           WHERE c.flight_id = s.flight_id AND c.finished_at IS NULL)
+         UNION ALL
+         SELECT s.flight_id || ' ' || s.seat_number || ' is out of the layout, yet FREE'
+         FROM inventory_seat_standing s WHERE NOT s.in_layout AND s.standing <> 'TAKEN'",
+    )
+    .fetch_all(db)
+    .await
+    .expect("the layout query runs");
+    violations("nothing_is_left_out_of_a_finished_layout", broken)
+}
+
+/// At the end: every aircraft change is finished, unless a quarantined order still holds
+/// a seat its flight's layout lost.
+pub async fn every_aircraft_change_finishes(db: &PgPool) -> Vec<Violation> {
+    let broken: Vec<String> = sqlx::query_scalar(
+        "SELECT 'aircraft change ' || c.change_id || ' of flight ' || c.flight_id
+                || ' never finished'
+         FROM aircraft_changes c
+         WHERE c.finished_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM flight_seats s
+                           JOIN inventory_locks l ON l.seat_id = s.seat_id
+                           JOIN reservations r ON r.order_id = l.order_id
+                           WHERE s.flight_id = c.flight_id AND NOT s.in_layout
+                             AND l.status IN ('ACTIVE', 'CONFIRMED')
+                             AND r.quarantined_at IS NOT NULL)",
+    )
+    .fetch_all(db)
+    .await
+    .expect("the change query runs");
+    violations("every_aircraft_change_finishes", broken)
 }
 
 /// 2. No seat is held by two orders at once: per seat, holds form one chain of versions

@@ -91,6 +91,8 @@ pub struct World {
     /// Request ids of operations sent lately, with their flight (a request under one of
     /// them with other content is a conflict).
     pub requests: VecDeque<(Uuid, usize)>,
+    /// Aircraft change ids sent lately, with their flight.
+    pub aircraft_changes: VecDeque<(Uuid, usize)>,
     departure: chrono::DateTime<chrono::Utc>,
 }
 
@@ -116,6 +118,7 @@ impl World {
             early: Vec::new(),
             recent: VecDeque::new(),
             requests: VecDeque::new(),
+            aircraft_changes: VecDeque::new(),
             departure: chrono::Utc::now() + chrono::Duration::days(20),
         }
     }
@@ -347,6 +350,45 @@ impl World {
         self.envelope(rng, event)
     }
 
+    /// `AircraftChanged` of a small flight: one of four layouts, each losing or gaining a
+    /// few hot seats; now and then under a change id sent before (a conflict). `None` for
+    /// the demo flight, whose orders name seats the layouts do not have.
+    pub fn aircraft_changed(&mut self, rng: &mut Rng, flight: usize) -> Option<Value> {
+        if !self.flights[flight].any_seat {
+            return None;
+        }
+        let layouts = [
+            json!([{"cabin": "BUSINESS", "rows": "1", "letters": "AC"},
+                   {"cabin": "ECONOMY", "rows": "2-3", "letters": "ABC"}]),
+            json!([{"cabin": "BUSINESS", "rows": "1", "letters": "AC"},
+                   {"cabin": "ECONOMY", "rows": "2", "letters": "ABC"}]),
+            json!([{"cabin": "BUSINESS", "rows": "1", "letters": "A"},
+                   {"cabin": "ECONOMY", "rows": "2-4", "letters": "ABC"}]),
+            json!([{"cabin": "BUSINESS", "rows": "1", "letters": "AC"},
+                   {"cabin": "ECONOMY", "rows": "2-3", "letters": "AB"}]),
+        ];
+        let earlier: Vec<Uuid> = self
+            .aircraft_changes
+            .iter()
+            .filter(|(_, at)| *at == flight)
+            .map(|(id, _)| *id)
+            .collect();
+        let id = if !earlier.is_empty() && rng.chance(100) {
+            *rng.pick(&earlier)
+        } else {
+            let id = rng.uuid();
+            self.aircraft_changes.push_back((id, flight));
+            if self.aircraft_changes.len() > REMEMBERED_ORDERS {
+                self.aircraft_changes.pop_front();
+            }
+            id
+        };
+        let mut event = sample("aircraft-changed.json");
+        event["detail"] = json!({"changeId": id, "flightId": self.flights[flight].id,
+                                 "cabins": rng.pick(&layouts).clone()});
+        Some(self.envelope(rng, event))
+    }
+
     /// `SeatUnblockRequested` for hot seats of a flight (blocked or not).
     pub fn unblock(&mut self, rng: &mut Rng, flight: usize) -> Value {
         let id = self.request_id(rng, flight);
@@ -421,6 +463,12 @@ pub fn describe(event: &Value, world: &World) -> String {
             detail["reason"]
         ),
         Some("Scheduled Event") => "housekeeping".into(),
+        Some("AircraftChanged") => format!(
+            "AircraftChanged {} {} {}",
+            short(&detail["changeId"]),
+            flight(&detail["flightId"]),
+            detail["cabins"]
+        ),
         Some("SeatChangeRequested") => format!(
             "SeatChangeRequested {} {order} {} {}",
             short(&detail["changeId"]),
