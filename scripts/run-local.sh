@@ -20,7 +20,10 @@ everything else (progress, the seat map after each event) goes to stderr.
   --demo      the whole lifecycle on a new flight: opened by the schedule, an order holds
               12A and 12B, its payment books them, a second order for 12A is refused, the
               first order's cancellation gives the seats back, and the second order, sent
-              again as a new order, holds 12A. Each run uses a new flight.
+              again as a new order for 12A and 12B, holds them; then operations blocks 1A
+              and 1B, that order moves from 12B to 14C, a third order holds 30A, and an
+              aircraft swap takes row 30 out, moving the third order to row 29. Each run
+              uses a new flight.
   -h, --help  this text.
 
 The first run installs the Python tools (about a minute) and builds the service (two to
@@ -157,6 +160,15 @@ if $demo; then
 
     step "1. the schedule opens flight $flight (FlightScheduled)"
     prepare events/flight-scheduled.json opened "flightId=$flight" >/dev/null
+    # Two seats each side of the aisle in BUSINESS (A B, E F), so that step 7 can block 1A
+    # and 1B side by side.
+    python3 - "$workdir/opened.json" <<'PY'
+import json, sys
+event = json.load(open(sys.argv[1]))
+event["detail"]["cabins"] = [{"cabin": "BUSINESS", "rows": "1-3", "letters": "ABEF"},
+                             {"cabin": "ECONOMY", "rows": "10-30", "letters": "ABCDEF"}]
+json.dump(event, open(sys.argv[1], "w"))
+PY
     invoke "$workdir/opened.json" "$flight"
 
     step "2. order $first holds 12A and 12B (OrderCreated)"
@@ -181,9 +193,52 @@ PY
     prepare events/order-cancelled.json cancelled "orderId=$first" >/dev/null
     invoke "$workdir/cancelled.json" "$flight"
 
-    step "6. the second order, sent again as a new order ($again), holds 12A (OrderCreated)"
-    prepare "$workdir/second.json" again "orderId=$again" >/dev/null
+    step "6. the second order, sent again as a new order ($again) for 12A and 12B, holds them (OrderCreated)"
+    python3 - "$workdir/again.json" "$again" "$flight" <<'PY'
+import json, sys, uuid
+event = json.load(open("events/order-created.json"))
+event["id"] = str(uuid.uuid4())
+event["detail"] = {"orderId": sys.argv[2], "flightId": sys.argv[3], "seats": ["12A", "12B"]}
+json.dump(event, open(sys.argv[1], "w"))
+PY
     invoke "$workdir/again.json" "$flight"
+
+    step "7. operations blocks 1A and 1B for crew rest (SeatBlockRequested)"
+    prepare events/seat-block-requested.json blocked "requestId=new" "flightId=$flight" >/dev/null
+    invoke "$workdir/blocked.json" "$flight"
+
+    step "8. order $again moves from 12B to 14C (SeatChangeRequested)"
+    prepare events/seat-change-requested.json changed "changeId=new" "orderId=$again" \
+        "flightId=$flight" >/dev/null
+    python3 - "$workdir/changed.json" <<'PY'
+import json, sys
+event = json.load(open(sys.argv[1]))
+event["detail"]["moves"] = [{"from": "12B", "to": "14C"}]
+json.dump(event, open(sys.argv[1], "w"))
+PY
+    invoke "$workdir/changed.json" "$flight"
+
+    third="$(python3 -c 'import uuid; print(uuid.uuid4())')"
+    step "9. a third order, $third, holds 30A (OrderCreated)"
+    python3 - "$workdir/third.json" "$third" "$flight" <<'PY'
+import json, sys, uuid
+event = json.load(open("events/order-created.json"))
+event["id"] = str(uuid.uuid4())
+event["detail"] = {"orderId": sys.argv[2], "flightId": sys.argv[3], "seats": ["30A"]}
+json.dump(event, open(sys.argv[1], "w"))
+PY
+    invoke "$workdir/third.json" "$flight"
+
+    step "10. an aircraft swap takes row 30 out; the third order moves to row 29 (AircraftChanged)"
+    prepare events/aircraft-changed.json swapped "changeId=new" "flightId=$flight" >/dev/null
+    python3 - "$workdir/swapped.json" <<'PY'
+import json, sys
+event = json.load(open(sys.argv[1]))
+event["detail"]["cabins"] = [{"cabin": "BUSINESS", "rows": "1-3", "letters": "ABEF"},
+                             {"cabin": "ECONOMY", "rows": "10-29", "letters": "ABCDEF"}]
+json.dump(event, open(sys.argv[1], "w"))
+PY
+    invoke "$workdir/swapped.json" "$flight"
     exit 0
 fi
 
