@@ -314,6 +314,11 @@ BEGIN
                                     format('flight %s does not exist', flight_id_)),
                 'causationId', p->'causationId')::text;
         ELSE
+            -- In seat_id order, as every writer locks seats.
+            PERFORM 1 FROM flight_seats
+            WHERE flight_id = flight_id_
+              AND seat_number = ANY (ARRAY(SELECT jsonb_array_elements_text(p->'seats')))
+            ORDER BY seat_id FOR UPDATE;
             WITH unblocked AS (
                 UPDATE flight_seats AS seat
                 SET status = 'AVAILABLE', version = seat.version + 1, updated_at = now(),

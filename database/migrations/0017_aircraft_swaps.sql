@@ -122,10 +122,13 @@ BEGIN
                                  'detailType', 'FlightLayoutChanged',
                                  'detail', change.finished_detail);
     END IF;
+    -- A flight that has departed moves nothing more: its change is finished as it stands.
     IF EXISTS (SELECT 1 FROM flight_seats AS seat
                JOIN inventory_locks AS hold ON hold.seat_id = seat.seat_id
                WHERE seat.flight_id = change.flight_id AND NOT seat.in_layout
-                 AND hold.status IN ('ACTIVE', 'CONFIRMED')) THEN
+                 AND hold.status IN ('ACTIVE', 'CONFIRMED'))
+       AND (SELECT inventory_flight_status(f.state, f.departure_utc) FROM flights AS f
+            WHERE f.flight_id = change.flight_id) <> 'DEPARTED' THEN
         RETURN NULL;
     END IF;
     detail := json_build_object(
@@ -174,7 +177,10 @@ BEGIN
                                                        'detailType', 'FlightLayoutChanged',
                                                        'detail', earlier.finished_detail) END);
     END IF;
-    SELECT * INTO flight FROM flights WHERE flight_id = flight_id_ FOR UPDATE;
+    -- NO KEY UPDATE, as a cancellation's UPDATE takes: a block or seat change that holds
+    -- seats and then writes its request (a foreign key share lock on this row) must not
+    -- wait for this change while it waits for their seats.
+    SELECT * INTO flight FROM flights WHERE flight_id = flight_id_ FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN json_build_object('outcome', 'missing');
     ELSIF inventory_flight_status(flight.state, flight.departure_utc) = 'CANCELLED' THEN
@@ -242,7 +248,9 @@ END $$;
 
 -- The orders a flight's open change still has to move (p.flightId, at most p.limit, not
 -- quarantined), each as inventory_read_order reads it with the holds to move; and every
--- FREE seat of the flight, for the service to plan where they go. No lock.
+-- FREE seat of the flight, for the service to plan where they go. None while the flight
+-- does not take holds (a cancellation releases its orders; a departed flight's change is
+-- finished as it stands). No lock.
 CREATE FUNCTION inventory_read_displaced(p jsonb) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
@@ -270,7 +278,8 @@ LANGUAGE sql STABLE AS $$
                                               AND NOT seat.in_layout))
                           ORDER BY r.order_id), '[]')
                    FROM reservations AS r
-                   WHERE r.order_id IN (
+                   WHERE inventory_flight_status(flight.state, flight.departure_utc) = 'SCHEDULED'
+                     AND r.order_id IN (
                        SELECT DISTINCT hold.order_id
                        FROM flight_seats AS seat
                        JOIN inventory_locks AS hold ON hold.seat_id = seat.seat_id
@@ -286,6 +295,7 @@ LANGUAGE sql STABLE AS $$
                  FROM inventory_seat_standing AS seat
                  WHERE seat.flight_id = change.flight_id AND seat.standing = 'FREE'))
     FROM aircraft_changes AS change
+    JOIN flights AS flight ON flight.flight_id = change.flight_id
     WHERE change.flight_id = (p->>'flightId')::uuid AND change.finished_at IS NULL
 $$;
 
@@ -422,12 +432,35 @@ BEGIN
                              inventory_finish_if_done(change_id_, (p->>'eventId')::uuid));
 END $$;
 
--- Flights with an open change, oldest first, for the schedule to go on with (p.limit).
+-- Flights with an open change that can make progress, oldest first, for the schedule to
+-- go on with (p.limit). A change only quarantined orders hold open waits for their repair
+-- (or the flight's departure, which finishes it as it stands) and never keeps another
+-- flight's change from its turn.
 CREATE FUNCTION inventory_open_aircraft_changes(p jsonb) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT COALESCE(json_agg(flight_id ORDER BY created_at), '[]')
-    FROM (SELECT flight_id, created_at FROM aircraft_changes
-          WHERE finished_at IS NULL ORDER BY created_at LIMIT (p->>'limit')::integer) AS open
+    FROM (SELECT change.flight_id, change.created_at
+          FROM aircraft_changes AS change
+          JOIN flights AS flight ON flight.flight_id = change.flight_id
+          WHERE change.finished_at IS NULL
+            AND (inventory_flight_status(flight.state, flight.departure_utc) = 'DEPARTED'
+                 OR NOT (EXISTS (SELECT 1 FROM flight_seats AS seat
+                                 JOIN inventory_locks AS hold ON hold.seat_id = seat.seat_id
+                                 JOIN reservations AS r ON r.order_id = hold.order_id
+                                 WHERE seat.flight_id = change.flight_id
+                                   AND NOT seat.in_layout
+                                   AND hold.status IN ('ACTIVE', 'CONFIRMED')
+                                   AND r.quarantined_at IS NOT NULL)
+                         AND NOT EXISTS (SELECT 1 FROM flight_seats AS seat
+                                         JOIN inventory_locks AS hold
+                                              ON hold.seat_id = seat.seat_id
+                                         JOIN reservations AS r ON r.order_id = hold.order_id
+                                         WHERE seat.flight_id = change.flight_id
+                                           AND NOT seat.in_layout
+                                           AND hold.status IN ('ACTIVE', 'CONFIRMED')
+                                           AND r.quarantined_at IS NULL)))
+          ORDER BY change.created_at
+          LIMIT (p->>'limit')::integer) AS open
 $$;
 CREATE INDEX aircraft_changes_open ON aircraft_changes (created_at) WHERE finished_at IS NULL;
 

@@ -175,8 +175,13 @@ async fn move_displaced(
                     Some(read.change_id),
                 )
                 .await?;
-                progress |= released.is_some();
+                let freed = released.is_some();
                 change.released.extend(released);
+                if freed {
+                    // Its seats are free now: plan the next orders on a new read.
+                    progress = true;
+                    break;
+                }
                 continue;
             };
             let call = ReassignCall {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::sql::{self, ChangeCall, InvalidRefusal, MoveCall, RequestDecision, SeatRequestCall};
 use super::{InventoryError, lifecycle};
 use crate::db::{Function, Session};
-use crate::domain::{FailureReason, OutgoingEvent, SeatNumber};
+use crate::domain::{FailureReason, FlightId, OutgoingEvent, RequestId, SeatNumber, SeatRequest};
 use crate::inbound::{
     BlockSeats, ChangeSeats, InvalidChange, InvalidOperation, OperationKind, UnblockSeats,
 };
@@ -41,20 +41,15 @@ pub async fn block(
 ) -> Result<Operation, InventoryError> {
     let fingerprint = request.fingerprint();
     let call = SeatRequestCall {
-        request_id: request.request_id.as_uuid(),
-        flight_id: Some(request.flight_id.as_uuid()),
-        fingerprint: &fingerprint,
-        event_id: Uuid::new_v4(),
-        causation_id: &request.causation_id,
-        seats: request
-            .seats
-            .seats()
-            .iter()
-            .map(SeatNumber::as_str)
-            .collect(),
         reason: Some(request.reason),
         note: request.note.as_ref().map(|note| note.as_str()),
-        refusal: None,
+        ..call_for(
+            request.request_id,
+            request.flight_id,
+            &fingerprint,
+            &request.causation_id,
+            &request.seats,
+        )
     };
     decide(session, sql::BLOCK_SEATS, &call, Asked::of(&call)).await
 }
@@ -65,23 +60,35 @@ pub async fn unblock(
     request: &UnblockSeats,
 ) -> Result<Operation, InventoryError> {
     let fingerprint = request.fingerprint();
-    let call = SeatRequestCall {
-        request_id: request.request_id.as_uuid(),
-        flight_id: Some(request.flight_id.as_uuid()),
-        fingerprint: &fingerprint,
+    let call = call_for(
+        request.request_id,
+        request.flight_id,
+        &fingerprint,
+        &request.causation_id,
+        &request.seats,
+    );
+    decide(session, sql::UNBLOCK_SEATS, &call, Asked::of(&call)).await
+}
+
+/// The call of a valid request of operations, with a new answer id.
+fn call_for<'a>(
+    request_id: RequestId,
+    flight_id: FlightId,
+    fingerprint: &'a str,
+    causation_id: &'a str,
+    seats: &'a SeatRequest,
+) -> SeatRequestCall<'a> {
+    SeatRequestCall {
+        request_id: request_id.as_uuid(),
+        flight_id: Some(flight_id.as_uuid()),
+        fingerprint,
         event_id: Uuid::new_v4(),
-        causation_id: &request.causation_id,
-        seats: request
-            .seats
-            .seats()
-            .iter()
-            .map(SeatNumber::as_str)
-            .collect(),
+        causation_id,
+        seats: seats.seats().iter().map(SeatNumber::as_str).collect(),
         reason: None,
         note: None,
         refusal: None,
-    };
-    decide(session, sql::UNBLOCK_SEATS, &call, Asked::of(&call)).await
+    }
 }
 
 /// `INVALID_REQUEST`, recorded as the request's answer like any other.

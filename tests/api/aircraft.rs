@@ -290,6 +290,63 @@ async fn the_schedule_finishes_an_open_change_and_another_change_waits_for_it(
     app.assert_consistent().await;
 }
 
+/// A change still open when its flight departs is finished as it stands by the schedule:
+/// nothing is moved or released on a flown flight, and stuck changes never hold up others.
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_change_open_at_departure_is_finished_as_it_stands(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn(options).await;
+    let order = Uuid::new_v4();
+    app.answer(order_created(order, &["30D"])).await;
+    quarantine(&app, order, true).await;
+    let open = layout_change(
+        app.handle(aircraft_changed(Uuid::new_v4(), rows_up_to(29)))
+            .await,
+    );
+    let waiting = app.handle(scheduled()).await;
+    sqlx::query(
+        "UPDATE flights SET departure_utc = now() - interval '1 hour',
+                            arrival_utc = now() + interval '8 hours'
+         WHERE flight_id = $1",
+    )
+    .bind(uuid(FLIGHT))
+    .execute(&app.db)
+    .await
+    .expect("the flight departs");
+    quarantine(&app, order, false).await;
+    let departed = app.handle(scheduled()).await;
+
+    assert!(open.finished.is_none());
+    let Ok(Handled::Housekeeping(before)) = waiting else {
+        panic!("expected housekeeping, got {waiting:?}");
+    };
+    assert_eq!(
+        before.aircraft_events, 0,
+        "a quarantined order waits for its repair"
+    );
+    let Ok(Handled::Housekeeping(after)) = departed else {
+        panic!("expected housekeeping, got {departed:?}");
+    };
+    assert_eq!(
+        after.aircraft_events, 1,
+        "FlightLayoutChanged, nothing moved"
+    );
+    assert_eq!(
+        live_seats(&app, order).await,
+        [("30D".into(), "ACTIVE".into())]
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM aircraft_changes WHERE finished_at IS NULL")
+            .await,
+        0
+    );
+}
+
 #[sqlx::test(
     migrator = "aeronode_inventory::db::MIGRATOR",
     fixtures(path = "../fixtures", scripts("flights"))
@@ -409,4 +466,55 @@ async fn a_swap_racing_a_reservation_leaves_nothing_on_a_removed_seat(
         schedule.assert_consistent().await;
     }
     println!("the reservation came first {reserved_first} times of 10");
+}
+
+/// A swap and a block of seats it keeps, at once, again and again: both are answered, and
+/// the server counted no deadlock (a block holds its seats and then writes its request,
+/// whose foreign key share-locks the flight; the swap must not hold the flight row against
+/// that while it waits for the seats). The scheduler decides the interleaving: the test
+/// guards the outcome, it does not force the narrow window.
+#[sqlx::test(
+    migrator = "aeronode_inventory::db::MIGRATOR",
+    fixtures(path = "../fixtures", scripts("flights"))
+)]
+async fn a_swap_racing_a_block_answers_both_without_a_deadlock(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let schedule = TestApp::spawn(options.clone()).await;
+    let operations = TestApp::spawn(options.clone()).await;
+    for round in 0..10u8 {
+        let last = if round % 2 == 0 { 29 } else { 30 };
+        let seats = [format!("{}A", round + 2), format!("{}B", round + 2)];
+        let names: Vec<&str> = seats.iter().map(String::as_str).collect();
+        let block = block_requested(Uuid::new_v4(), &names, "OPERATOR");
+        let swap = aircraft_changed(Uuid::new_v4(), rows_up_to(last));
+        let (a, b) = (schedule.app.clone(), operations.app.clone());
+        let (swapped, blocked) = tokio::join!(
+            tokio::spawn(async move { a.handle(swap).await }),
+            tokio::spawn(async move { b.handle(block).await })
+        );
+
+        let change = layout_change(swapped.expect("the task completes"));
+        assert!(change.finished.is_some());
+        let Ok(Ok(Handled::Answered(answer))) = blocked else {
+            panic!("expected an answer, got {blocked:?}");
+        };
+        assert_eq!(answer.detail_type, DetailType::SeatsBlocked);
+        assert_eq!(schedule.seat(&seats[0]).await.0, "BLOCKED");
+        schedule.assert_consistent().await;
+    }
+    // A deadlock is retried in-process, so the answers alone cannot show one: the server
+    // counts them, and a backend's counts are flushed when it exits.
+    let reader = schedule.db.clone();
+    drop(schedule);
+    drop(operations);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let deadlocks: i64 = sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&reader)
+    .await
+    .expect("the statistics can be read");
+    assert_eq!(deadlocks, 0, "no deadlock between a swap and a block");
 }
