@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::availability::{request, seats_of};
 use crate::flights::flight_cancelled;
 use crate::helpers::{
-    FLIGHT, TestApp, aircraft_changed, block_requested, detail_of, operation_with, order_created,
-    payment_succeeded, scheduled, uuid,
+    DEPARTED_FLIGHT, FLIGHT, TestApp, aircraft_changed, block_requested, detail_of, operation_with,
+    order_created, payment_succeeded, scheduled, uuid,
 };
 use crate::schemas::assert_all_match_their_schemas;
 
@@ -367,7 +367,12 @@ async fn a_change_that_cannot_be_applied_is_rejected_or_conflicts(
     );
     let change = Uuid::new_v4();
 
+    let departed = operation_with(
+        "aircraft-changed.json",
+        json!({"changeId": Uuid::new_v4(), "flightId": DEPARTED_FLIGHT, "cabins": rows_up_to(1)}),
+    );
     let reasons = [
+        app.handle(departed).await,
         app.handle(unknown).await,
         app.handle(overlapping).await,
         app.handle(aircraft_changed(Uuid::new_v4(), json!("1-29")))
@@ -390,9 +395,10 @@ async fn a_change_that_cannot_be_applied_is_rejected_or_conflicts(
         }
         other => panic!("expected AircraftChangeRejected, got {other:?}"),
     };
-    assert_eq!(reason(&reasons[0]), "FLIGHT_NOT_FOUND");
-    assert_eq!(reason(&reasons[1]), "INVALID_REQUEST");
+    assert_eq!(reason(&reasons[0]), "FLIGHT_DEPARTED");
+    assert_eq!(reason(&reasons[1]), "FLIGHT_NOT_FOUND");
     assert_eq!(reason(&reasons[2]), "INVALID_REQUEST");
+    assert_eq!(reason(&reasons[3]), "INVALID_REQUEST");
     assert_eq!(reason(&on_cancelled), "FLIGHT_CANCELLED");
     let kind = conflict.as_ref().err().map(HandlerError::kind);
     assert_eq!(kind.as_deref(), Some("ConflictingRequest"));

@@ -171,6 +171,9 @@ async fn a_block_of_an_unknown_or_cancelled_flight_or_a_bad_request_is_refused(
     );
     let (_, not_found) = app.answer(unknown).await;
     let (_, bad) = app.answer(invalid).await;
+    let (bad_unblock_kind, bad_unblock) = app
+        .answer(unblock_requested(Uuid::new_v4(), &["1A", "1A"]))
+        .await;
     let cancelled = app.handle(flight_cancelled(uuid(FLIGHT))).await;
     assert!(
         matches!(cancelled, Ok(Handled::FlightCancelled { .. })),
@@ -189,6 +192,8 @@ async fn a_block_of_an_unknown_or_cancelled_flight_or_a_bad_request_is_refused(
         "{bad}"
     );
     assert_eq!(on_cancelled["reason"], "FLIGHT_CANCELLED");
+    assert_eq!(bad_unblock_kind, DetailType::SeatUnblockFailed);
+    assert_eq!(bad_unblock["reason"], "INVALID_REQUEST");
     assert_eq!(app.seat("1A").await, ("AVAILABLE".into(), 1));
     assert_eq!(
         app.count("SELECT count(*) FROM flight_seats WHERE status = 'BLOCKED'")

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::flights::flight_cancelled;
 use crate::helpers::{
-    FLIGHT, TestApp, block_requested, detail_of, operation_with, order_cancelled, order_created,
-    payment_succeeded, scheduled, seat_change, uuid,
+    DEPARTED_FLIGHT, FLIGHT, TestApp, block_requested, detail_of, operation_with, order_cancelled,
+    order_created, payment_succeeded, scheduled, seat_change, uuid,
 };
 use crate::schemas::assert_all_match_their_schemas;
 
@@ -241,8 +241,15 @@ async fn a_change_that_cannot_be_made_moves_nothing_and_says_why(
                "moves": [{"from": "20A", "to": "23A"}]}),
     );
     let (_, not_found) = app.answer(unknown_flight).await;
+    let departed_flight = operation_with(
+        "seat-change-requested.json",
+        json!({"changeId": Uuid::new_v4(), "orderId": order, "flightId": DEPARTED_FLIGHT,
+               "moves": [{"from": "1A", "to": "1B"}]}),
+    );
+    let (_, departed) = app.answer(departed_flight).await;
 
     assert_eq!(not_found["reason"], "FLIGHT_NOT_FOUND");
+    assert_eq!(departed["reason"], "FLIGHT_DEPARTED");
     assert_eq!(
         holds_of(&app, order).await,
         [
