@@ -1,6 +1,8 @@
 //! Aircraft swaps: a flight gets a new layout while orders hold and own its seats; what is
 //! on a seat the new layout lacks is moved within its cabin, or its order released.
 
+use std::time::Duration;
+
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::{Handled, HandlerError};
 use aeronode_inventory::inventory::LayoutChange;
@@ -11,8 +13,8 @@ use uuid::Uuid;
 use crate::availability::{request, seats_of};
 use crate::flights::flight_cancelled;
 use crate::helpers::{
-    DEPARTED_FLIGHT, FLIGHT, TestApp, aircraft_changed, block_requested, detail_of, operation_with,
-    order_created, payment_succeeded, scheduled, uuid,
+    DEPARTED_FLIGHT, FLIGHT, TestApp, aircraft_changed, at_once, block_requested, detail_of,
+    operation_with, order_created, payment_succeeded, scheduled, uuid,
 };
 use crate::schemas::assert_all_match_their_schemas;
 
@@ -440,18 +442,11 @@ async fn a_swap_racing_a_reservation_leaves_nothing_on_a_removed_seat(
         let names: Vec<&str> = seats.iter().map(String::as_str).collect();
         let reserve = order_created(order, &names);
         let swap = aircraft_changed(Uuid::new_v4(), rows_up_to(29));
-        let (a, b) = (schedule.app.clone(), orders.app.clone());
         // Every other round the swap starts a little later, so both orders happen.
-        let delay = std::time::Duration::from_millis(if round % 2 == 0 { 0 } else { 5 });
-        let (swapped, answered) = tokio::join!(
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                a.handle(swap).await
-            }),
-            tokio::spawn(async move { b.handle(reserve).await })
-        );
-        let change = layout_change(swapped.expect("the task completes"));
-        let Ok(Ok(Handled::Answered(answer))) = answered else {
+        let delay = Duration::from_millis(if round % 2 == 0 { 0 } else { 5 });
+        let (swapped, answered) = at_once((&schedule, swap), (&orders, reserve), delay).await;
+        let change = layout_change(swapped);
+        let Ok(Handled::Answered(answer)) = answered else {
             panic!("expected an answer, got {answered:?}");
         };
 
@@ -495,15 +490,12 @@ async fn a_swap_racing_a_block_answers_both_without_a_deadlock(
         let names: Vec<&str> = seats.iter().map(String::as_str).collect();
         let block = block_requested(Uuid::new_v4(), &names, "OPERATOR");
         let swap = aircraft_changed(Uuid::new_v4(), rows_up_to(last));
-        let (a, b) = (schedule.app.clone(), operations.app.clone());
-        let (swapped, blocked) = tokio::join!(
-            tokio::spawn(async move { a.handle(swap).await }),
-            tokio::spawn(async move { b.handle(block).await })
-        );
+        let (swapped, blocked) =
+            at_once((&schedule, swap), (&operations, block), Duration::ZERO).await;
 
-        let change = layout_change(swapped.expect("the task completes"));
+        let change = layout_change(swapped);
         assert!(change.finished.is_some());
-        let Ok(Ok(Handled::Answered(answer))) = blocked else {
+        let Ok(Handled::Answered(answer)) = blocked else {
             panic!("expected an answer, got {blocked:?}");
         };
         assert_eq!(answer.detail_type, DetailType::SeatsBlocked);
@@ -515,7 +507,7 @@ async fn a_swap_racing_a_block_answers_both_without_a_deadlock(
     let reader = schedule.db.clone();
     drop(schedule);
     drop(operations);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let deadlocks: i64 = sqlx::query_scalar(
         "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
     )

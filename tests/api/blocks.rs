@@ -1,6 +1,8 @@
 //! Blocked seats: operations takes seats out of sale, all of them or none, and gives them
 //! back; a blocked seat is never held or sold, and the seat map shows it.
 
+use std::time::Duration;
+
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::Handled;
 use serde_json::{Value, json};
@@ -9,8 +11,8 @@ use uuid::Uuid;
 
 use crate::flights::flight_cancelled;
 use crate::helpers::{
-    FLIGHT, TestApp, block_requested, detail_of, operation_with, order_created, order_created_with,
-    unblock_requested, uuid,
+    FLIGHT, TestApp, at_once, block_requested, detail_of, operation_with, order_created,
+    order_created_with, unblock_requested, uuid,
 };
 use crate::schemas::assert_all_match_their_schemas;
 
@@ -369,13 +371,10 @@ async fn a_block_racing_a_reservation_leaves_each_seat_to_one_of_them(
         let names: Vec<&str> = seats.iter().map(String::as_str).collect();
         let block = block_requested(Uuid::new_v4(), &names, "OPERATOR");
         let order = order_created(Uuid::new_v4(), &names);
-        let (a, b) = (operations.app.clone(), orders.app.clone());
-        let (blocked, reserved) = tokio::join!(
-            tokio::spawn(async move { a.handle(block).await }),
-            tokio::spawn(async move { b.handle(order).await })
-        );
-        let kind = |outcome: Result<Result<Handled, _>, tokio::task::JoinError>| match outcome {
-            Ok(Ok(Handled::Answered(event))) => (event.detail_type, detail_of(&event)),
+        let (blocked, reserved) =
+            at_once((&operations, block), (&orders, order), Duration::ZERO).await;
+        let kind = |outcome: Result<Handled, _>| match outcome {
+            Ok(Handled::Answered(event)) => (event.detail_type, detail_of(&event)),
             other => panic!("expected an answer, got {other:?}"),
         };
         let ((block_kind, block_detail), (order_kind, order_detail)) =

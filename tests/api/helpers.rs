@@ -400,3 +400,25 @@ pub fn aircraft_changed(change_id: Uuid, cabins: Value) -> Value {
         json!({"changeId": change_id, "flightId": FLIGHT, "cabins": cabins}),
     )
 }
+
+/// Two events handled at the same time, each by its own instance (its own connection), the
+/// first after `delay`: a race whose order the scheduler decides.
+pub async fn at_once(
+    first: (&TestApp, Value),
+    second: (&TestApp, Value),
+    delay: Duration,
+) -> (Result<Handled, HandlerError>, Result<Handled, HandlerError>) {
+    let (a, x) = (first.0.app.clone(), first.1);
+    let (b, y) = (second.0.app.clone(), second.1);
+    let (x, y) = tokio::join!(
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            a.handle(x).await
+        }),
+        tokio::spawn(async move { b.handle(y).await })
+    );
+    (
+        x.expect("the first task completes"),
+        y.expect("the second task completes"),
+    )
+}

@@ -1,6 +1,8 @@
 //! Seat changes: an order's held or sold seats move to others, every move or none, and a
 //! payment, cancellation, expiry or other change racing one ends in one consistent state.
 
+use std::time::Duration;
+
 use aeronode_inventory::domain::DetailType;
 use aeronode_inventory::handler::{Handled, HandlerError};
 use serde_json::{Value, json};
@@ -9,8 +11,8 @@ use uuid::Uuid;
 
 use crate::flights::flight_cancelled;
 use crate::helpers::{
-    DEPARTED_FLIGHT, FLIGHT, TestApp, block_requested, detail_of, operation_with, order_cancelled,
-    order_created, payment_succeeded, scheduled, seat_change, uuid,
+    DEPARTED_FLIGHT, FLIGHT, TestApp, at_once, block_requested, detail_of, operation_with,
+    order_cancelled, order_created, payment_succeeded, scheduled, seat_change, uuid,
 };
 use crate::schemas::assert_all_match_their_schemas;
 
@@ -383,21 +385,11 @@ async fn a_change_racing_a_payment_ends_sold_on_the_seats_the_order_holds(
         let order = Uuid::new_v4();
         changes.answer(order_created(order, &[&from])).await;
         let change = seat_change(Uuid::new_v4(), order, &[(&from, &to)]);
-        let (a, b) = (changes.app.clone(), payments.app.clone());
         let pay = payment_succeeded(order);
         // Every other time the change starts a little later, so both orders happen.
-        let delay = std::time::Duration::from_millis(if row % 2 == 0 { 0 } else { 4 });
-        let (changed, paid) = tokio::join!(
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                a.handle(change).await
-            }),
-            tokio::spawn(async move { b.handle(pay).await })
-        );
-        let (changed, paid) = (
-            answer_of(changed.expect("the task completes")),
-            answer_of(paid.expect("the task completes")),
-        );
+        let delay = Duration::from_millis(if row % 2 == 0 { 0 } else { 4 });
+        let (changed, paid) = at_once((&changes, change), (&payments, pay), delay).await;
+        let (changed, paid) = (answer_of(changed), answer_of(paid));
 
         assert_eq!(changed.0, DetailType::SeatsChanged, "a sale moves too");
         assert_eq!(paid.0, DetailType::SeatBooked, "{}", paid.1);
@@ -437,16 +429,10 @@ async fn a_change_racing_the_expiry_of_its_hold_moves_nothing(
         changes.answer(order_created(order, &[&from])).await;
         lapse(&changes, order).await;
         let change = seat_change(Uuid::new_v4(), order, &[(&from, &to)]);
-        let (a, b) = (changes.app.clone(), sweeper.app.clone());
-        let (changed, swept) = tokio::join!(
-            tokio::spawn(async move { a.handle(change).await }),
-            tokio::spawn(async move { b.handle(scheduled()).await })
-        );
-        let (kind, failed) = answer_of(changed.expect("the task completes"));
-        assert!(
-            matches!(swept, Ok(Ok(Handled::Housekeeping(_)))),
-            "{swept:?}"
-        );
+        let (changed, swept) =
+            at_once((&changes, change), (&sweeper, scheduled()), Duration::ZERO).await;
+        let (kind, failed) = answer_of(changed);
+        assert!(matches!(swept, Ok(Handled::Housekeeping(_))), "{swept:?}");
 
         assert_eq!(kind, DetailType::SeatChangeFailed);
         assert_eq!(failed["reason"], "HOLD_EXPIRED", "{failed}");
@@ -495,19 +481,12 @@ async fn two_changes_to_one_target_give_it_to_one_order(
         );
         one.answer(order_created(first, &[&a_seat])).await;
         one.answer(order_created(second, &[&b_seat])).await;
-        let (a, b) = (one.app.clone(), two.app.clone());
         let (x, y) = (
             seat_change(Uuid::new_v4(), first, &[(&a_seat, &target)]),
             seat_change(Uuid::new_v4(), second, &[(&b_seat, &target)]),
         );
-        let (x, y) = tokio::join!(
-            tokio::spawn(async move { a.handle(x).await }),
-            tokio::spawn(async move { b.handle(y).await })
-        );
-        let (x, y) = (
-            answer_of(x.expect("the task completes")),
-            answer_of(y.expect("the task completes")),
-        );
+        let (x, y) = at_once((&one, x), (&two, y), Duration::ZERO).await;
+        let (x, y) = (answer_of(x), answer_of(y));
 
         let (winner, loser, kept) = match (x.0, y.0) {
             (DetailType::SeatsChanged, DetailType::SeatChangeFailed) => (first, y.1, &b_seat),
@@ -544,15 +523,12 @@ async fn a_change_racing_a_cancellation_leaves_nothing_of_the_order(
         let (from, to) = (format!("{row}A"), format!("{}A", row + 12));
         let order = Uuid::new_v4();
         changes.answer(order_created(order, &[&from])).await;
-        let (a, b) = (changes.app.clone(), cancels.app.clone());
         let change = seat_change(Uuid::new_v4(), order, &[(&from, &to)]);
         let cancel = order_cancelled(order);
-        let (changed, cancelled) = tokio::join!(
-            tokio::spawn(async move { a.handle(change).await }),
-            tokio::spawn(async move { b.handle(cancel).await })
-        );
-        let (kind, detail) = answer_of(changed.expect("the task completes"));
-        let Ok(Ok(Handled::Released(events))) = cancelled else {
+        let (changed, cancelled) =
+            at_once((&changes, change), (&cancels, cancel), Duration::ZERO).await;
+        let (kind, detail) = answer_of(changed);
+        let Ok(Handled::Released(events)) = cancelled else {
             panic!("expected a release, got {cancelled:?}");
         };
 
