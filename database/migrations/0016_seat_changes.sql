@@ -16,6 +16,13 @@
 -- before any seat; a change and a reservation or block of one target serialize on the
 -- target's row.
 
+-- The seat status a live hold or sale implies: LOCKED for an ACTIVE hold, BOOKED for a
+-- CONFIRMED one. Whatever moves a hold writes its new seat with it.
+CREATE FUNCTION inventory_seat_status_of(status hold_status) RETURNS seat_status
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE status WHEN 'CONFIRMED' THEN 'BOOKED'::seat_status ELSE 'LOCKED'::seat_status END
+$$;
+
 -- A hold moves between seats only while it is live and keeps its state; the rest is as
 -- 0008 defines it.
 CREATE OR REPLACE FUNCTION inventory_guard_hold() RETURNS trigger
@@ -163,9 +170,7 @@ BEGIN
                array_agg(pairs."from" ORDER BY position)
                    FILTER (WHERE hold_status IN ('ACTIVE', 'CONFIRMED') AND NOT lapsed
                              AND (from_version <> hold_version
-                                  OR from_status <> CASE hold_status
-                                                        WHEN 'CONFIRMED' THEN 'BOOKED'::seat_status
-                                                        ELSE 'LOCKED'::seat_status END)),
+                                  OR from_status <> inventory_seat_status_of(hold_status))),
                array_agg(pairs."to" ORDER BY position) FILTER (WHERE to_standing = 'TAKEN'),
                array_agg(DISTINCT to_holder) FILTER (WHERE to_standing = 'LAPSED'),
                array_agg(lock_id ORDER BY position),
@@ -315,8 +320,7 @@ BEGIN
         ),
         targets AS (
             UPDATE flight_seats AS seat
-            SET status = CASE m.status WHEN 'CONFIRMED' THEN 'BOOKED'::seat_status
-                                       ELSE 'LOCKED'::seat_status END,
+            SET status = inventory_seat_status_of(m.status),
                 version = seat.version + 1, updated_at = now()
             FROM claim, unnest(to_ids, to_versions, statuses) AS m (seat_id, version, status)
             WHERE seat.seat_id = m.seat_id AND seat.version = m.version

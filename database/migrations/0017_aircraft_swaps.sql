@@ -23,6 +23,18 @@
 ALTER TABLE flight_seats ADD COLUMN in_layout boolean NOT NULL DEFAULT true;
 CREATE INDEX flight_seats_out_of_layout ON flight_seats (flight_id) WHERE NOT in_layout;
 
+-- The rule: a hold or sale is displaced when it is live on a seat out of its flight's
+-- layout. Every function below that moves, counts or waits for them reads this view.
+CREATE VIEW inventory_displaced_holds AS
+SELECT seat.flight_id, seat.seat_id, seat.seat_number, seat.cabin, seat.version,
+       hold.lock_id, hold.order_id, hold.status,
+       holder.quarantined_at IS NOT NULL AS quarantined
+FROM flight_seats AS seat
+JOIN inventory_locks AS hold
+     ON hold.seat_id = seat.seat_id AND hold.status IN ('ACTIVE', 'CONFIRMED')
+JOIN reservations AS holder ON holder.order_id = hold.order_id
+WHERE NOT seat.in_layout;
+
 CREATE TABLE aircraft_changes (
     change_id       uuid PRIMARY KEY,
     flight_id       uuid NOT NULL REFERENCES flights (flight_id) ON DELETE CASCADE,
@@ -123,10 +135,8 @@ BEGIN
                                  'detail', change.finished_detail);
     END IF;
     -- A flight that has departed moves nothing more: its change is finished as it stands.
-    IF EXISTS (SELECT 1 FROM flight_seats AS seat
-               JOIN inventory_locks AS hold ON hold.seat_id = seat.seat_id
-               WHERE seat.flight_id = change.flight_id AND NOT seat.in_layout
-                 AND hold.status IN ('ACTIVE', 'CONFIRMED'))
+    IF EXISTS (SELECT 1 FROM inventory_displaced_holds AS displaced
+               WHERE displaced.flight_id = change.flight_id)
        AND (SELECT inventory_flight_status(f.state, f.departure_utc) FROM flights AS f
             WHERE f.flight_id = change.flight_id) <> 'DEPARTED' THEN
         RETURN NULL;
@@ -264,30 +274,23 @@ LANGUAGE sql STABLE AS $$
                                   'quarantined', false, 'booking', NULL,
                                   'holds', inventory_holds_of(r.order_id)),
                               'displaced', (SELECT json_agg(json_build_object(
-                                                'lockId', hold.lock_id,
-                                                'seatId', seat.seat_id,
-                                                'seatNumber', seat.seat_number,
-                                                'cabin', seat.cabin,
-                                                'version', seat.version,
-                                                'status', hold.status)
-                                                ORDER BY seat.seat_number)
-                                            FROM inventory_locks AS hold
-                                            JOIN flight_seats AS seat USING (seat_id)
-                                            WHERE hold.order_id = r.order_id
-                                              AND hold.status IN ('ACTIVE', 'CONFIRMED')
-                                              AND NOT seat.in_layout))
+                                                'lockId', displaced.lock_id,
+                                                'seatId', displaced.seat_id,
+                                                'seatNumber', displaced.seat_number,
+                                                'cabin', displaced.cabin,
+                                                'version', displaced.version,
+                                                'status', displaced.status)
+                                                ORDER BY displaced.seat_number)
+                                            FROM inventory_displaced_holds AS displaced
+                                            WHERE displaced.order_id = r.order_id))
                           ORDER BY r.order_id), '[]')
                    FROM reservations AS r
                    WHERE inventory_flight_status(flight.state, flight.departure_utc) = 'SCHEDULED'
                      AND r.order_id IN (
-                       SELECT DISTINCT hold.order_id
-                       FROM flight_seats AS seat
-                       JOIN inventory_locks AS hold ON hold.seat_id = seat.seat_id
-                       JOIN reservations AS holder ON holder.order_id = hold.order_id
-                       WHERE seat.flight_id = change.flight_id AND NOT seat.in_layout
-                         AND hold.status IN ('ACTIVE', 'CONFIRMED')
-                         AND holder.quarantined_at IS NULL
-                       ORDER BY hold.order_id
+                       SELECT DISTINCT displaced.order_id
+                       FROM inventory_displaced_holds AS displaced
+                       WHERE displaced.flight_id = change.flight_id AND NOT displaced.quarantined
+                       ORDER BY displaced.order_id
                        LIMIT (p->>'limit')::integer)),
         'free', (SELECT COALESCE(json_agg(json_build_object(
                             'seatId', seat.seat_id, 'seatNumber', seat.seat_number,
@@ -371,8 +374,7 @@ BEGIN
     ),
     targets AS (
         UPDATE flight_seats AS seat
-        SET status = CASE m.status WHEN 'CONFIRMED' THEN 'BOOKED'::seat_status
-                                   ELSE 'LOCKED'::seat_status END,
+        SET status = inventory_seat_status_of(m.status),
             version = seat.version + 1, updated_at = now()
         FROM m
         WHERE seat.seat_id = m."toId" AND seat.version = m."toVersion"
@@ -444,21 +446,12 @@ LANGUAGE sql STABLE AS $$
           JOIN flights AS flight ON flight.flight_id = change.flight_id
           WHERE change.finished_at IS NULL
             AND (inventory_flight_status(flight.state, flight.departure_utc) = 'DEPARTED'
-                 OR NOT (EXISTS (SELECT 1 FROM flight_seats AS seat
-                                 JOIN inventory_locks AS hold ON hold.seat_id = seat.seat_id
-                                 JOIN reservations AS r ON r.order_id = hold.order_id
-                                 WHERE seat.flight_id = change.flight_id
-                                   AND NOT seat.in_layout
-                                   AND hold.status IN ('ACTIVE', 'CONFIRMED')
-                                   AND r.quarantined_at IS NOT NULL)
-                         AND NOT EXISTS (SELECT 1 FROM flight_seats AS seat
-                                         JOIN inventory_locks AS hold
-                                              ON hold.seat_id = seat.seat_id
-                                         JOIN reservations AS r ON r.order_id = hold.order_id
-                                         WHERE seat.flight_id = change.flight_id
-                                           AND NOT seat.in_layout
-                                           AND hold.status IN ('ACTIVE', 'CONFIRMED')
-                                           AND r.quarantined_at IS NULL)))
+                 OR NOT (EXISTS (SELECT 1 FROM inventory_displaced_holds AS displaced
+                                 WHERE displaced.flight_id = change.flight_id
+                                   AND displaced.quarantined)
+                         AND NOT EXISTS (SELECT 1 FROM inventory_displaced_holds AS displaced
+                                         WHERE displaced.flight_id = change.flight_id
+                                           AND NOT displaced.quarantined)))
           ORDER BY change.created_at
           LIMIT (p->>'limit')::integer) AS open
 $$;

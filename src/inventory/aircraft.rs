@@ -237,7 +237,7 @@ async fn move_displaced(
 /// together: side by side in one row, the nearest such row to where they were (and in it
 /// the run nearest their letters); otherwise the nearest free seats, same row first, then
 /// neighbouring rows.
-pub fn place(displaced: &[DisplacedHold], free: &[FreeSeat]) -> Option<Vec<(usize, usize)>> {
+fn place(displaced: &[DisplacedHold], free: &[FreeSeat]) -> Option<Vec<(usize, usize)>> {
     let mut by_cabin: BTreeMap<u8, (Cabin, Vec<usize>)> = BTreeMap::new();
     for (at, hold) in displaced.iter().enumerate() {
         by_cabin

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::db::DbError;
 use crate::domain::{OrderCloser, OutgoingEvent};
 
-pub use aircraft::{AircraftChange, LayoutChange, change_aircraft, finish_aircraft_changes, place};
+pub use aircraft::{AircraftChange, LayoutChange, change_aircraft, finish_aircraft_changes};
 pub use flights::{Cancellation, Opening, cancel, finish_cancellations, open, retire};
 pub use lifecycle::{
     Confirmation, Expiry, Release, cancellations_held, confirm, expire_lapsed_holds, quarantined,
